@@ -1,0 +1,329 @@
+"""Feature maps before and after pooling, as a matplotlib Figure (``poolkit show``).
+
+The figure has one header row and one row per channel:
+
+- header: the input image; an enlarged crop of one feature map with every cell's value, the
+  window of each output cell outlined in its own colour (the value max pooling picks in
+  bold); then the pooled crop for each pooling type, each output cell framed in its window's
+  colour — so the eye can follow which cells fed which output;
+- channel rows: the whole feature map with the window grid, then each pooled map, on one colour
+  scale per row (shared by the maps of that row, shown by the row's colour bar).
+
+Images follow the MNIST convention: float32 in [0, 1], a light digit on a dark background.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Sequence
+
+import numpy as np
+
+from ..ops import average_pool, max_pool
+from ..shapes import keras_spec
+
+__all__ = [
+    "POOL_TYPES",
+    "load_image",
+    "dataset_digit",
+    "first_conv_layer",
+    "conv_feature_maps",
+    "feature_map_figure",
+    "save_figure",
+]
+
+# name -> (label, function(x, pool_size, strides, padding)); other pooling types join here.
+POOL_TYPES = {
+    "max": ("max pool", max_pool),
+    "avg": ("average pool", average_pool),
+}
+
+_WINDOW_COLOURS = ("#e41a1c", "#377eb8", "#4daf4a", "#ff7f00", "#984ea3", "#a65628",
+                   "#f781bf", "#17becf", "#bcbd22", "#1f3d7a", "#8c564b", "#2ca02c",
+                   "#d62728", "#9467bd", "#e377c2", "#7f7f7f")
+
+
+def _mpl():
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only: never needs a display
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def load_image(path: str | os.PathLike, size: int = 28) -> np.ndarray:
+    """Read a PNG/JPEG (anything Pillow opens) as a ``size`` x ``size`` float32 image in [0, 1]
+    prepared like an MNIST digit.
+
+    Rule: convert to 8-bit grayscale (alpha composited on white); if the border pixels are on
+    average lighter than mid-grey (dark ink on light paper) invert, so the digit is light on
+    black; crop to the bounding box of pixels above 10% of the maximum; resize keeping the aspect
+    ratio so the longer side is ``round(size * 20 / 28)`` (20 px for 28, as MNIST fits digits in a
+    20x20 box); paste centred on a black ``size`` x ``size`` canvas. A blank image stays blank.
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as im:
+            im.load()
+            if im.mode in ("RGBA", "LA", "P"):
+                im = im.convert("RGBA")
+                bg = Image.new("RGBA", im.size, (255, 255, 255, 255))
+                im = Image.alpha_composite(bg, im)
+            gray = np.asarray(im.convert("L"), dtype=np.float32)
+    except UnidentifiedImageError:
+        raise ValueError(
+            f"image file {os.fspath(path)!r} is not an image Pillow can read"
+        ) from None
+    border = np.concatenate([gray[0], gray[-1], gray[:, 0], gray[:, -1]])
+    if border.mean() > 127.5:
+        gray = 255.0 - gray
+    canvas = np.zeros((size, size), np.float32)
+    if gray.max() <= 0:
+        return canvas
+    rows, cols = np.nonzero(gray > 0.1 * gray.max())
+    gray = gray[rows.min():rows.max() + 1, cols.min():cols.max() + 1]
+    box = max(1, round(size * 20 / 28))
+    h, w = gray.shape
+    scale = box / max(h, w)
+    nh, nw = max(1, round(h * scale)), max(1, round(w * scale))
+    small = Image.fromarray(gray.astype(np.uint8)).resize((nw, nh), Image.Resampling.LANCZOS)
+    top, left = (size - nh) // 2, (size - nw) // 2
+    canvas[top:top + nh, left:left + nw] = np.asarray(small, np.float32)
+    return np.clip(canvas / 255.0, 0.0, 1.0)
+
+
+def dataset_digit(index: int = 0) -> tuple[np.ndarray, int]:
+    """Test digit ``index`` of the embedded MNIST sample: ((28, 28) float32 in [0, 1], label)."""
+    from ..keras.datasets import mnist_sample
+
+    _, (x_test, y_test) = mnist_sample.load_data()
+    if not isinstance(index, int | np.integer) or not 0 <= index < len(x_test):
+        raise ValueError(
+            f"index must be an int in [0, {len(x_test) - 1}] (the sample's test digits), "
+            f"got {index!r}"
+        )
+    return x_test[index].astype(np.float32) / 255.0, int(y_test[index])
+
+
+def first_conv_layer(model=None, seed: int = 0):
+    """The first ``Conv2D`` of ``model`` (a model object or a saved-model path). With no model:
+    the tutorial's ``Conv2D(32, (3, 3), activation="relu")`` with glorot-uniform weights drawn
+    after ``keras.utils.set_random_seed(seed)`` and built for 28x28x1 input."""
+    from ..keras import layers, utils
+
+    if model is None:
+        utils.set_random_seed(seed)
+        layer = layers.Conv2D(32, (3, 3), activation="relu")
+        layer.build((None, 28, 28, 1))
+        return layer
+    if isinstance(model, str | os.PathLike):
+        from ..keras.models import load_model
+
+        model = load_model(model)
+    for layer in model.layers:
+        if type(layer).__name__ == "Conv2D":
+            return layer
+    raise ValueError(f"model {getattr(model, 'name', model)!r} has no Conv2D layer to show")
+
+
+def conv_feature_maps(image: np.ndarray, conv) -> np.ndarray:
+    """``conv`` (a layer or callable on (N, H, W, C)) applied to one (H, W) or (H, W, C) image:
+    the (OH, OW, filters) feature maps."""
+    x = np.asarray(image, np.float32)
+    if x.ndim == 2:
+        x = x[..., None]
+    if x.ndim != 3:
+        raise ValueError(f"image must be (H, W) or (H, W, C), got shape {x.shape}")
+    return np.asarray(conv(x[None]))[0]
+
+
+def _strongest_channels(maps: np.ndarray, n: int) -> list[int]:
+    energy = np.abs(maps).reshape(-1, maps.shape[-1]).sum(axis=0)
+    return [int(c) for c in np.argsort(-energy, kind="stable")[:n]]
+
+
+def _zoom_block(spec, peak: tuple[int, int], max_cells: int = 10):
+    """Output block (o0, o1 per dim, half-open) of up to 4x4 cells (3x3 if windows overlap,
+    which keeps the outlines apart) whose windows fit in ``max_cells`` input cells and cover the
+    input cell ``peak``."""
+    most = 3 if spec.overlapping else 4
+    block = []
+    for out, s, e, pb, p in zip(spec.out_size, spec.stride, spec.effective_window,
+                                spec.pad_before, peak, strict=True):
+        m = max(1, min(most, out, (max_cells - e) // s + 1))
+        centre = min(max((p + pb) // s, 0), out - 1)
+        o0 = min(max(centre - m // 2, 0), out - m)
+        block.append((o0, o0 + m))
+    return block
+
+
+def feature_map_figure(
+    image: np.ndarray,
+    maps: np.ndarray,
+    pool_size: int = 2,
+    strides: int | None = None,
+    padding: str = "valid",
+    modes: Sequence[str] = ("max", "avg"),
+    channels: Sequence[int] | None = None,
+    n_channels: int = 4,
+    title: str | None = None,
+):
+    """Figure of feature maps ``maps`` (H, W, C) of ``image`` (h, w) before and after pooling.
+
+    ``pool_size``/``strides``/``padding`` follow Keras (strides ``None`` = pool size; square
+    windows). ``modes`` are keys of :data:`POOL_TYPES`. ``channels`` picks the channel rows;
+    default the ``n_channels`` with the largest total |activation|. The zoomed crop in the header
+    shows the first of them around its strongest cell. Returns a ``matplotlib.figure.Figure``.
+    """
+    plt = _mpl()
+    from matplotlib.patches import Rectangle
+
+    maps = np.asarray(maps, np.float32)
+    if maps.ndim != 3:
+        raise ValueError(f"maps must be (H, W, C) feature maps, got shape {maps.shape}")
+    for m in modes:
+        if m not in POOL_TYPES:
+            raise ValueError(f"modes must be among {sorted(POOL_TYPES)}, got {m!r}")
+    h, w, c = maps.shape
+    spec = keras_spec((h, w), pool_size, strides, padding, op="show")
+    if channels is None:
+        channels = _strongest_channels(maps, min(n_channels, c))
+    channels = [int(ch) for ch in channels]
+    for ch in channels:
+        if not 0 <= ch < c:
+            raise ValueError(f"channels must be in [0, {c - 1}], got {ch}")
+    pooled = {m: POOL_TYPES[m][1](maps[None], pool_size, strides, padding)[0] for m in modes}
+    k, s = spec.window[0], spec.stride[0]
+    pool_txt = f"{k}x{k}, stride {s}" + ("" if padding == "valid" else f", {padding}")
+
+    ncols = 2 + len(modes)
+    nrows = 1 + len(channels)
+    fig = plt.figure(figsize=(3.1 * ncols + 0.6, 3.0 * nrows + 1.0), layout="constrained")
+    gs = fig.add_gridspec(nrows, ncols + 1, width_ratios=[1] * ncols + [0.06],
+                          height_ratios=[1.35] + [1] * (nrows - 1))
+    fig.suptitle(title or f"Feature maps before and after pooling ({pool_txt})", fontsize=13)
+
+    # Header: input image.
+    ax = fig.add_subplot(gs[0, 0])
+    ax.imshow(image, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+    ax.set_title(f"input {image.shape[0]}x{image.shape[1]}", fontsize=10)
+    ax.set_xticks([])
+    ax.set_yticks([])
+
+    # Header: enlarged crop of the first channel around its strongest cell.
+    ch0 = channels[0]
+    plane = maps[:, :, ch0]
+    peak = np.unravel_index(int(np.argmax(plane)), plane.shape)
+    (r0, r1), (c0, c1) = _zoom_block(spec, peak)
+    e = spec.effective_window
+    ys = [o * spec.stride[0] - spec.pad_before[0] for o in range(r0, r1)]
+    xs = [o * spec.stride[1] - spec.pad_before[1] for o in range(c0, c1)]
+    iy0, iy1 = max(ys[0], 0), min(ys[-1] + e[0], h)
+    ix0, ix1 = max(xs[0], 0), min(xs[-1] + e[1], w)
+    crop = plane[iy0:iy1, ix0:ix1]
+    crops = {m: pooled[m][r0:r1, c0:c1, ch0] for m in modes}
+    vmin = float(min(crop.min(), *(v.min() for v in crops.values())))
+    vmax = float(max(crop.max(), *(v.max() for v in crops.values())))
+    vmax = vmax if vmax > vmin else vmin + 1.0
+    ax = fig.add_subplot(gs[0, 1])
+    ax.imshow(crop, cmap="viridis", vmin=vmin, vmax=vmax, interpolation="nearest",
+              extent=(ix0 - 0.5, ix1 - 0.5, iy1 - 0.5, iy0 - 0.5))
+    overlap = spec.overlapping
+    picked = set()
+    for a in range(r1 - r0):
+        for b in range(c1 - c0):
+            colour = _WINDOW_COLOURS[(a * (c1 - c0) + b) % len(_WINDOW_COLOURS)]
+            inset = 0.08 + (0.12 * ((a + b) % 2) if overlap else 0.0)
+            ax.add_patch(Rectangle((xs[b] - 0.5 + inset, ys[a] - 0.5 + inset),
+                                   e[1] - 2 * inset, e[0] - 2 * inset, fill=False,
+                                   edgecolor=colour, linewidth=2.0))
+            if "max" in modes:
+                win = plane[max(ys[a], 0):ys[a] + e[0], max(xs[b], 0):xs[b] + e[1]]
+                wy, wx = np.unravel_index(int(np.argmax(win)), win.shape)
+                picked.add((max(ys[a], 0) + wy, max(xs[b], 0) + wx))
+    if crop.size <= 100:
+        for (i, j), v in np.ndenumerate(crop):
+            bold = (iy0 + i, ix0 + j) in picked
+            ax.text(ix0 + j, iy0 + i, f"{v:.2f}", ha="center", va="center",
+                    fontsize=7.5 if bold else 6.5, fontweight="bold" if bold else "normal",
+                    color="white" if v < (vmin + vmax) / 2 else "black")
+    ax.set_xlim(ix0 - 0.5, ix1 - 0.5)
+    ax.set_ylim(iy1 - 0.5, iy0 - 0.5)
+    ax.set_title(f"channel {ch0}, rows {iy0}-{iy1 - 1}, cols {ix0}-{ix1 - 1}\n"
+                 f"windows outlined" + (", max picks bold" if picked else ""), fontsize=9)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    for n, m in enumerate(modes):
+        ax = fig.add_subplot(gs[0, 2 + n])
+        v = crops[m]
+        im = ax.imshow(v, cmap="viridis", vmin=vmin, vmax=vmax, interpolation="nearest")
+        for (i, j), val in np.ndenumerate(v):
+            ax.text(j, i, f"{val:.2f}", ha="center", va="center", fontsize=8,
+                    color="white" if val < (vmin + vmax) / 2 else "black")
+            colour = _WINDOW_COLOURS[(i * v.shape[1] + j) % len(_WINDOW_COLOURS)]
+            ax.add_patch(Rectangle((j - 0.42, i - 0.42), 0.84, 0.84, fill=False,
+                                   edgecolor=colour, linewidth=2.0))
+        ax.set_title(f"{POOL_TYPES[m][0]}: outputs\nrows {r0}-{r1 - 1}, cols {c0}-{c1 - 1}",
+                     fontsize=9)
+        ax.set_xticks([])
+        ax.set_yticks([])
+    fig.colorbar(im, cax=fig.add_subplot(gs[0, ncols]))
+
+    # One row per channel: full map with the window grid, then each pooled map.
+    for row, ch in enumerate(channels, start=1):
+        plane = maps[:, :, ch]
+        outs = [pooled[m][:, :, ch] for m in modes]
+        vmin = float(min(plane.min(), *(o.min() for o in outs)))
+        vmax = float(max(plane.max(), *(o.max() for o in outs)))
+        vmax = vmax if vmax > vmin else vmin + 1.0
+        ax = fig.add_subplot(gs[row, 0:2])
+        ax.imshow(plane, cmap="viridis", vmin=vmin, vmax=vmax, interpolation="nearest")
+        # Window starts along each axis; with stride == pool size these are the window edges.
+        for o in range(spec.out_size[0] + 1):
+            ax.axhline(o * spec.stride[0] - spec.pad_before[0] - 0.5, color="white", lw=0.5,
+                       alpha=0.6)
+        for o in range(spec.out_size[1] + 1):
+            ax.axvline(o * spec.stride[1] - spec.pad_before[1] - 0.5, color="white", lw=0.5,
+                       alpha=0.6)
+        if ch == ch0:  # where the enlarged crop came from
+            ax.add_patch(Rectangle((ix0 - 0.5, iy0 - 0.5), ix1 - ix0, iy1 - iy0, fill=False,
+                                   edgecolor="red", linewidth=1.5))
+        ax.set_xlim(-0.5, w - 0.5)
+        ax.set_ylim(h - 0.5, -0.5)
+        ax.set_title(f"channel {ch} before pooling: {h}x{w} (grid: stride {s})", fontsize=10)
+        ax.set_xticks([])
+        ax.set_yticks([])
+        for n, (m, o) in enumerate(zip(modes, outs, strict=True)):
+            ax = fig.add_subplot(gs[row, 2 + n])
+            im = ax.imshow(o, cmap="viridis", vmin=vmin, vmax=vmax, interpolation="nearest")
+            ax.set_title(f"{POOL_TYPES[m][0]}: {o.shape[0]}x{o.shape[1]}", fontsize=10)
+            ax.set_xticks([])
+            ax.set_yticks([])
+        fig.colorbar(im, cax=fig.add_subplot(gs[row, ncols]))
+    return fig
+
+
+def save_figure(fig, path: str | os.PathLike, dpi: int = 110) -> str:
+    """Write ``fig`` as a PNG at ``path`` atomically (temp file in the same dir, then replace)
+    and close it. Returns the path."""
+    plt = _mpl()
+    path = os.fspath(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".png", dir=folder)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            fig.savefig(f, format="png", dpi=dpi)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    finally:
+        plt.close(fig)
+    return path

@@ -1,0 +1,201 @@
+"""Feature-map arithmetic without training: pooling output shapes under both conventions.
+
+Every output size here comes from :mod:`poolkit.shapes` (``keras_spec``/``torch_spec``, which
+call ``keras_output_size``/``torch_output_size`` per dim); this module only formats what they
+return, so a formula string shows the substituted inputs and the size that ``shapes.py`` computed.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+
+from ..shapes import keras_spec, torch_spec
+
+__all__ = ["parse_shape", "pool_shape_table", "format_table", "POOL_TABLE_COLUMNS"]
+
+POOL_TABLE_COLUMNS = (
+    "pool_size",
+    "strides",
+    "dilation",
+    "rule",
+    "output_shape",
+    "discarded",
+    "formula",
+)
+
+
+def parse_shape(text: str) -> tuple[int, ...]:
+    """``"28x28x32"`` -> ``(28, 28, 32)``: spatial dims then channels (channels last).
+
+    Between 2 and 4 positive ints (1 to 3 spatial dims plus channels), separated by ``x`` or ``,``.
+    """
+    if not isinstance(text, str):
+        raise TypeError(f"input shape must be a string like '28x28x32', got {text!r}")
+    parts = [p for p in text.lower().replace(",", "x").split("x") if p.strip()]
+    try:
+        dims = tuple(int(p) for p in parts)
+    except ValueError:
+        raise ValueError(
+            f"input shape must be positive ints joined by 'x' (H x W x C), got {text!r}"
+        ) from None
+    if not 2 <= len(dims) <= 4 or any(d <= 0 for d in dims):
+        raise ValueError(
+            f"input shape must be 1 to 3 positive spatial dims plus channels, e.g. 28x28x32, "
+            f"got {text!r}"
+        )
+    return dims
+
+
+def _same_per_dim(values: Sequence) -> bool:
+    return all(v == values[0] for v in values)
+
+
+def _keras_formula(L: int, k: int, s: int, d: int, padding: str, out: int) -> str:
+    e = f"{k}" if d == 1 else f"({d}*({k}-1) + 1)"
+    if padding == "valid":
+        return f"floor(({L} - {e}) / {s}) + 1 = {out}"
+    return f"ceil({L} / {s}) = {out}"
+
+
+def _torch_formula(L: int, k: int, s: int, p: int, d: int, ceil_mode: bool, out: int) -> str:
+    span = f"({k}-1)" if d == 1 else f"{d}*({k}-1)"
+    if ceil_mode:
+        # torch drops a last window that would start in the right padding.
+        return f"ceil(({L} + 2*{p} - {span} - 1) / {s}) + 1, -1 if it starts past L+p = {out}"
+    return f"floor(({L} + 2*{p} - {span} - 1) / {s}) + 1 = {out}"
+
+
+def _formula(parts: list[str]) -> str:
+    if _same_per_dim(parts):
+        return parts[0]
+    return "; ".join(f"{name}: {p}" for name, p in zip("DHW"[-len(parts):], parts, strict=True))
+
+
+def _keras_row(spatial, channels, k, s, d, padding) -> dict:
+    rank = len(spatial)
+    spec = keras_spec(spatial, (k,) * rank, (s,) * rank, padding, (d,) * rank, op="pool")
+    parts = [
+        _keras_formula(L, k, s, d, padding, o)
+        for L, o in zip(spatial, spec.out_size, strict=True)
+    ]
+    pads = [f"{b}+{a}" for b, a in zip(spec.pad_before, spec.pad_after, strict=True)]
+    note = ""
+    if padding == "same":
+        note = f", pad {pads[0] if _same_per_dim(pads) else ' '.join(pads)} (before+after)"
+    return {
+        "output_shape": (*spec.out_size, channels),
+        "formula": _formula(parts) + note,
+    }
+
+
+def _torch_row(spatial, channels, k, s, d, p, ceil_mode) -> dict:
+    rank = len(spatial)
+    spec = torch_spec(spatial, (k,) * rank, (s,) * rank, (p,) * rank, (d,) * rank, ceil_mode,
+                      op="max_pool")
+    parts = [
+        _torch_formula(L, k, s, p, d, ceil_mode, o)
+        for L, o in zip(spatial, spec.out_size, strict=True)
+    ]
+    return {"output_shape": (*spec.out_size, channels), "formula": _formula(parts)}
+
+
+def pool_shape_table(
+    input_shape: Sequence[int],
+    pool_sizes: Iterable[int] = (2,),
+    strides: Iterable[int | None] = (None,),
+    paddings: Iterable[str] = ("valid", "same"),
+    torch_paddings: Iterable[int] = (0,),
+    ceil_modes: Iterable[bool] = (False, True),
+    dilations: Iterable[int] = (1,),
+) -> list[dict]:
+    """Output shapes of pooling for every combination, under Keras/TF and PyTorch rules.
+
+    ``input_shape`` is (*spatial, channels) with 1 to 3 spatial dims (no batch). Each pool size,
+    stride and dilation applies to every spatial dim; a stride of ``None`` means the pool size.
+    For every (pool_size, stride, dilation) there is one ``"keras"`` row per padding word in
+    ``paddings`` and one ``"torch"`` row per (padding int, ceil_mode) pair.
+
+    Returns a list of dicts with keys :data:`POOL_TABLE_COLUMNS` (``rule`` is a label such as
+    ``"keras same"`` or ``"torch p=1 ceil"``) plus ``convention`` ("keras" | "torch"),
+    ``padding`` (a word or an int), ``ceil_mode`` (None for Keras), ``input_shape`` and
+    ``error`` (None, or the reason the combination is invalid; then ``output_shape``,
+    ``discarded`` and ``formula`` are None).
+    ``discarded`` is ``1 - output activations / input activations`` (pooling keeps channels).
+    Invalid combinations become rows, never exceptions; a malformed ``input_shape`` raises.
+    """
+    shape = tuple(input_shape)
+    if not 2 <= len(shape) <= 4 or not all(isinstance(v, int) and v > 0 for v in shape):
+        raise ValueError(
+            f"input_shape must be (*spatial, channels) with 1 to 3 positive spatial dims, "
+            f"got {input_shape!r}"
+        )
+    spatial, channels = shape[:-1], shape[-1]
+    n_in = math.prod(spatial)
+    rows = []
+    for k in pool_sizes:
+        for s0 in strides:
+            s = k if s0 is None else s0
+            for d in dilations:
+                settings = [("keras", pad, None) for pad in paddings]
+                settings += [("torch", p, bool(c)) for p in torch_paddings for c in ceil_modes]
+                for convention, pad, ceil_mode in settings:
+                    row = {
+                        "input_shape": shape,
+                        "pool_size": k,
+                        "strides": s,
+                        "dilation": d,
+                        "convention": convention,
+                        "padding": pad,
+                        "ceil_mode": ceil_mode,
+                        "rule": f"keras {pad}" if convention == "keras"
+                        else f"torch p={pad}" + (" ceil" if ceil_mode else ""),
+                        "output_shape": None,
+                        "discarded": None,
+                        "formula": None,
+                        "error": None,
+                    }
+                    try:
+                        if convention == "keras":
+                            row.update(_keras_row(spatial, channels, k, s, d, pad))
+                        else:
+                            row.update(_torch_row(spatial, channels, k, s, d, pad, ceil_mode))
+                    except (ValueError, TypeError) as e:
+                        row["error"] = str(e)
+                    else:
+                        row["discarded"] = 1.0 - math.prod(row["output_shape"][:-1]) / n_in
+                    rows.append(row)
+    return rows
+
+
+def _cell(key: str, value) -> str:
+    if value is None:
+        return "-"
+    if key == "discarded":
+        return f"{100 * value:.1f}%"
+    if isinstance(value, tuple):
+        return "x".join(str(v) for v in value)
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 10000:
+        return f"{value:,}"
+    return str(value)
+
+
+def format_table(rows: list[dict], columns: Sequence[str], headers: Sequence[str] | None = None,
+                 group_by: Sequence[str] = ()) -> str:
+    """A plain-text table of ``rows`` (dicts) over ``columns``; a blank line separates groups of
+    consecutive rows whose ``group_by`` values differ. Missing values print as ``-``."""
+    headers = list(headers or columns)
+    cells = [[_cell(c, r.get(c)) for c in columns] for r in rows]
+    widths = [max([len(h)] + [len(row[i]) for row in cells]) for i, h in enumerate(headers)]
+    lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip()]
+    lines.append("  ".join("-" * w for w in widths))
+    prev = None
+    for r, row in zip(rows, cells, strict=True):
+        key = tuple(r.get(g) for g in group_by)
+        if group_by and prev is not None and key != prev:
+            lines.append("")
+        prev = key
+        lines.append("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip())
+    return "\n".join(lines)
