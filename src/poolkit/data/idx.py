@@ -157,6 +157,7 @@ def write_idx(path: str | os.PathLike, array: np.ndarray) -> None:
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(body)
+        os.chmod(tmp, 0o644)  # mkstemp creates 0600
         os.replace(tmp, name)
     except BaseException:
         os.unlink(tmp)

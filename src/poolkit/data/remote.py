@@ -94,7 +94,7 @@ MNIST = Dataset(
         "https://ossci-datasets.s3.amazonaws.com/mnist/",
     ),
     extra_hint=(
-        "or use the embedded 10,000-digit sample, which needs no network: "
+        "use the embedded 10,000-digit sample, which needs no network: "
         "poolkit.keras.datasets.mnist_sample.load_data()"
     ),
 )
@@ -145,10 +145,24 @@ def _find_all(directory: str | None, files: tuple[str, ...]) -> list[str] | None
     return paths if all(paths) else None  # type: ignore[return-value]
 
 
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, urllib.error.HTTPError):
+        return f"HTTP {exc.code} {exc.reason}"
+    return str(getattr(exc, "reason", None) or exc)
+
+
+def _size(n: float) -> str:
+    if n < 1e3:
+        return f"{n:.0f} B"
+    return f"{n / 1e3:.1f} kB" if n < 1e6 else f"{n / 1e6:.1f} MB"
+
+
 def _progress(label: str, done: int, total: int | None, start: float, final: bool) -> None:
     rate = done / max(time.monotonic() - start, 1e-9)
-    pct = f"{100 * done / total:5.1f}% of {total / 1e6:.1f} MB" if total else "   ?%"
-    sys.stderr.write(f"\r{label}: {done / 1e6:7.2f} MB {pct}  {rate / 1e6:6.2f} MB/s")
+    pct = f"/{_size(total)} {100 * done / total:5.1f}%" if total else ""
+    # Pad so a shorter redraw fully overwrites the previous line.
+    line = f"{label}: {_size(done)}{pct}  {_size(rate)}/s"
+    sys.stderr.write(f"\r{line:<72}")
     if final:
         sys.stderr.write("\n")
     sys.stderr.flush()
@@ -184,6 +198,7 @@ def _download(url: str, dest: str, md5: str) -> None:
                 f"{url}: md5 {digest.hexdigest()} does not match the published {md5} "
                 f"({done} bytes received); nothing was written to {directory}"
             )
+        os.chmod(tmp, 0o644)  # mkstemp's 0600 would hide a shared cache from other users
         os.replace(tmp, dest)
     except BaseException:
         if os.path.exists(tmp):
@@ -220,17 +235,17 @@ def fetch(dataset: Dataset, path: str | os.PathLike | None = None) -> list[str]:
             return found
     env_url = os.environ.get("POOLKIT_DATA_URL")
     mirrors = (env_url,) if env_url else dataset.mirrors
+    os.makedirs(directory, exist_ok=True)
     paths, errors = [], []
     for fname in dataset.files:
         local = _find(directory, fname)
         for base in mirrors if local is None else ():
             url = base.rstrip("/") + "/" + fname
-            os.makedirs(directory, exist_ok=True)
             sys.stderr.write(f"Downloading {url}\n")
             try:
                 _download(url, os.path.join(directory, fname), dataset.md5[fname])
             except _NETWORK_ERRORS as exc:
-                errors.append(f"{url}: {getattr(exc, 'reason', exc)}")
+                errors.append(f"{url}: {_reason(exc)}")
                 continue
             local = os.path.join(directory, fname)
             break
@@ -249,8 +264,7 @@ def load(
     raises ValueError naming it (an image/label count mismatch too).
     """
     xtr, ytr, xte, yte = (
-        read_idx(p, ndim=3 if "images" in p.rsplit(os.sep, 1)[-1] else 1)
-        for p in fetch(dataset, path)
+        read_idx(p, ndim=3 if "images" in os.path.basename(p) else 1) for p in fetch(dataset, path)
     )
     for x, y, which in ((xtr, ytr, "train"), (xte, yte, "t10k")):
         if x.dtype != np.uint8 or y.dtype != np.uint8:
