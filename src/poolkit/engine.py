@@ -97,7 +97,7 @@ def _lift(spec: PoolSpec):
 def _tables(spec: PoolSpec, acc_dtype=None):
     L, K, S, Dl, PB, PA, O = _lift(spec)
     kmax, omax = max(K), max(O)
-    geo = np.zeros((3, 4), np.int64)
+    geo = np.zeros((3, 6), np.int64)
     lo = np.zeros((3, kmax), np.int64)
     hi = np.zeros((3, kmax), np.int64)
     first = np.zeros((3, omax), np.int64)
@@ -105,7 +105,10 @@ def _tables(spec: PoolSpec, acc_dtype=None):
     cnt = np.ones((3, omax), acc_dtype or np.float64)
     for r in range(3):
         k, s, d, pb, pa, n_in, n_out = K[r], S[r], Dl[r], PB[r], PA[r], L[r], O[r]
-        geo[r] = (k, s, d, pb)
+        # Interior outputs [a, b): every window offset is in bounds (no per-cell checks).
+        a = min(-(-pb // s), n_out)
+        b = max(min((n_in - 1 + pb - (k - 1) * d) // s + 1, n_out), a)
+        geo[r] = (k, s, d, pb, a, b)
         for j in range(k):
             a = pb - j * d  # o*s >= a  and  o*s <= a + n_in - 1
             lo[r, j] = min(max(0, -(-a // s)), n_out)

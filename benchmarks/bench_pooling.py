@@ -1,0 +1,158 @@
+"""Pooling speed, side by side with torch 2.13 CPU in one process, reported as ratios.
+
+    python benchmarks/bench_pooling.py [--repeats 15] [--threads 2] [--shape 32 32 112 112]
+
+Each case is timed in interleaved rounds (torch, poolkit, torch, poolkit, ...) so that load on a
+shared machine hits both alike; the table gives the median and the minimum of the rounds and the
+speed-up (torch time / poolkit time) of both. The floor is one copy of the input into a
+preallocated array (np.copyto). The JIT rows time the first call in a fresh process, with a cold
+Numba cache (an empty NUMBA_CACHE_DIR) and then with that cache warm.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+
+def _time(fn, repeats: int) -> list[float]:
+    fn()
+    out = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        fn()
+        out.append(time.perf_counter() - t)
+    return out
+
+
+def _interleaved(fa, fb, rounds: int, per_round: int = 3) -> tuple[list[float], list[float]]:
+    fa()
+    fb()
+    ta, tb = [], []
+    for _ in range(rounds):
+        ta += _time(fa, per_round)
+        tb += _time(fb, per_round)
+    return ta, tb
+
+
+def _fmt(ts: list[float]) -> str:
+    return f"{statistics.median(ts) * 1e3:8.2f} {min(ts) * 1e3:8.2f}"
+
+
+_FIRST_CALL = """
+import time, numpy as np
+t = time.perf_counter()
+import poolkit.functional as F
+t_import = time.perf_counter() - t
+x = np.random.default_rng(0).standard_normal((2, 3, 16, 16)).astype(np.float32)
+t = time.perf_counter()
+F.max_pool2d(x, 2, 2)
+print(f"{t_import:.3f} {time.perf_counter() - t:.3f}")
+"""
+
+
+def jit_cost() -> list[tuple[str, float, float]]:
+    rows = []
+    with tempfile.TemporaryDirectory() as cache:
+        env = dict(os.environ, NUMBA_CACHE_DIR=cache)
+        for label in ("cold cache", "warm cache"):
+            res = subprocess.run(
+                [sys.executable, "-c", _FIRST_CALL], env=env, capture_output=True, text=True,
+                check=True,
+            )
+            imp, first = (float(v) for v in res.stdout.split())
+            rows.append((label, imp, first))
+    return rows
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--repeats", type=int, default=5, help="rounds of 3 calls per side")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--shape", type=int, nargs=4, default=[32, 32, 112, 112])
+    ap.add_argument("--no-jit", action="store_true", help="skip the first-call timings")
+    args = ap.parse_args(argv)
+
+    import numba
+    import torch
+    import torch.nn.functional as TF
+
+    import poolkit
+    import poolkit.functional as F
+
+    torch.set_num_threads(args.threads)
+    numba.set_num_threads(args.threads)
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal(args.shape, dtype=np.float32)
+    tx = torch.from_numpy(x)
+    x_nhwc = np.ascontiguousarray(x.transpose(0, 2, 3, 1))
+    tx_cl = tx.contiguous(memory_format=torch.channels_last)
+    N, C, H, W = args.shape
+    g = rng.standard_normal((N, C, H // 2, W // 2), dtype=np.float32)
+    tg = torch.from_numpy(g)
+    txg = tx.clone().requires_grad_(True)
+    dst = np.empty_like(x)
+
+    def torch_fwd_bwd():
+        y = TF.max_pool2d(txg, 2, 2)
+        (gx,) = torch.autograd.grad(y, txg, tg)
+        return gx
+
+    def pk_fwd_bwd():
+        F.max_pool2d(x, 2, 2)
+        return F.max_pool2d_backward(g, x, 2, 2)
+
+    cases = [
+        ("max_pool2d 2x2/2 NCHW", lambda: TF.max_pool2d(tx, 2, 2), lambda: F.max_pool2d(x, 2, 2)),
+        (
+            "max_pool2d 3x3/2 pad 1 NCHW",
+            lambda: TF.max_pool2d(tx, 3, 2, 1),
+            lambda: F.max_pool2d(x, 3, 2, 1),
+        ),
+        ("avg_pool2d 2x2/2 NCHW", lambda: TF.avg_pool2d(tx, 2, 2), lambda: F.avg_pool2d(x, 2, 2)),
+        ("max 2x2/2 forward+backward NCHW", torch_fwd_bwd, pk_fwd_bwd),
+        (
+            "max 2x2/2 NHWC (torch channels_last)",
+            lambda: TF.max_pool2d(tx_cl, 2, 2),
+            lambda: poolkit.max_pool(x_nhwc, 2, 2),
+        ),
+    ]
+    print(f"input {tuple(args.shape)} float32, {args.threads} threads, torch {torch.__version__}, "
+          f"numba {numba.__version__}; times in ms (median, min over {args.repeats * 3} calls)")
+    print(f"{'case':40s} {'torch med':>9s} {'min':>8s} {'poolkit med':>11s} {'min':>8s} "
+          f"{'speed-up med':>12s} {'min':>6s}")
+    results = {}
+    for name, ft, fp in cases:
+        tt, tp = _interleaved(ft, fp, args.repeats)
+        results[name] = tp
+        su_med = statistics.median(tt) / statistics.median(tp)
+        su_min = min(tt) / min(tp)
+        print(f"{name:40s} {_fmt(tt)}    {_fmt(tp)}   {su_med:10.1f}x {su_min:5.1f}x")
+
+    tc, tn = _interleaved(
+        lambda: np.copyto(dst, x),
+        lambda: x.reshape(N, C, H // 2, 2, W // 2, 2).max(axis=(3, 5)),
+        max(2, args.repeats // 2),
+    )
+    pm = results["max_pool2d 2x2/2 NCHW"]
+    print(f"{'copy of the input (np.copyto)':40s} {_fmt(tc)}")
+    print(f"{'NumPy reshape-and-max 2x2/2':40s} {_fmt(tn)}")
+    print(
+        f"max 2x2/2 forward / one copy: {statistics.median(pm) / statistics.median(tc):.2f} "
+        f"(median), {min(pm) / min(tc):.2f} (min)"
+    )
+    if not args.no_jit:
+        for label, imp, first in jit_cost():
+            print(f"first call in a fresh process, {label}: import {imp:.2f} s, "
+                  f"first max_pool2d {first:.2f} s")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,27 @@
+"""Window geometry shared by the kernels: which input rows feed an output row.
+
+A (d, h) output row reads up to ``kd*kh`` input rows; each is given as the flat offset of its
+first element within a channels-first plane (``(id*H + ih)*W``) or, for channels-last, within a
+sample (``((id*H + ih)*W)*C``). Rows come in row-major window order, which is the order the
+reductions must see them in.
+"""
+
+from numba import njit
+
+
+@njit(cache=True, inline="always")
+def window_rows(od, oh, geo, lo, hi, H, row_len, rows):
+    """Fill ``rows`` with the offsets of the in-bounds input rows of output row (od, oh);
+    return how many there are."""
+    n = 0
+    for jd in range(geo[0, 0]):
+        if od < lo[0, jd] or od >= hi[0, jd]:
+            continue
+        i_d = od * geo[0, 1] - geo[0, 3] + jd * geo[0, 2]
+        for jh in range(geo[1, 0]):
+            if oh < lo[1, jh] or oh >= hi[1, jh]:
+                continue
+            i_h = oh * geo[1, 1] - geo[1, 3] + jh * geo[1, 2]
+            rows[n] = (i_d * H + i_h) * row_len
+            n += 1
+    return n
