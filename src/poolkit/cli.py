@@ -15,8 +15,124 @@ def _parser() -> argparse.ArgumentParser:
     )
     sub = p.add_subparsers(dest="command", required=True)
     # >>> demo/train (CNN) subcommands
+    def _demo(a):
+        from .demo import run_demo
+
+        m = run_demo(out=a.out, epochs=a.epochs, batch_size=a.batch_size, seed=a.seed,
+                     verbose=0 if a.quiet else "auto")
+        return 0 if m["test_accuracy"] >= 0 else 1
+
+    def _train(a):
+        from .demo import run_train
+
+        run_train(a.dataset, a.pool, a.pool_size, a.strides, a.padding, a.epochs, a.batch_size,
+                  a.out, seed=a.seed, verbose=0 if a.quiet else "auto",
+                  max_train=a.max_train, max_test=a.max_test, learning_rate=a.learning_rate)
+        return 0
+
+    sp = sub.add_parser(
+        "demo", help="train the tutorial's CNN on the embedded MNIST sample and show its pooling",
+        description="Train the tutorial's CNN (Conv2D 32 3x3 relu, MaxPooling2D 2x2, Flatten, "
+        "Dense 10 softmax) on the embedded MNIST sample (8,000 train / 2,000 test), print the "
+        "summary and test accuracy, and write feature_maps.png, model.poolkit and metrics.json.",
+    )
+    sp.add_argument("--out", default="poolkit-demo", help="output directory (default %(default)s)")
+    sp.add_argument("--epochs", type=int, default=3, help="default %(default)s")
+    sp.add_argument("--batch-size", type=int, default=32, help="default %(default)s")
+    sp.add_argument("--seed", type=int, default=0, help="default %(default)s")
+    sp.add_argument("--quiet", action="store_true", help="no summary or progress bar")
+    sp.set_defaults(func=_demo)
+
+    sp = sub.add_parser(
+        "train", help="train the tutorial's CNN with a chosen dataset and pooling layer",
+        description="Train the tutorial's CNN with the pooling layer given by --pool, "
+        "--pool-size, --strides and --padding; same outputs as `poolkit demo`.",
+    )
+    sp.add_argument("--dataset", choices=["mnist-sample", "mnist", "fashion-mnist"],
+                    default="mnist-sample", help="default %(default)s")
+    sp.add_argument("--pool", choices=["max", "avg"], default="max", help="default %(default)s")
+    sp.add_argument("--pool-size", type=int, default=2, help="default %(default)s")
+    sp.add_argument("--strides", type=int, default=None, help="default: the pool size")
+    sp.add_argument("--padding", choices=["valid", "same"], default="valid",
+                    help="default %(default)s")
+    sp.add_argument("--epochs", type=int, default=3, help="default %(default)s")
+    sp.add_argument("--batch-size", type=int, default=32, help="default %(default)s")
+    sp.add_argument("--learning-rate", type=float, default=1e-3, help="Adam; default %(default)s")
+    sp.add_argument("--out", default="poolkit-train", help="output directory (default %(default)s)")
+    sp.add_argument("--seed", type=int, default=0, help="default %(default)s")
+    sp.add_argument("--max-train", type=int, default=None, help="use the first N training images")
+    sp.add_argument("--max-test", type=int, default=None, help="use the first N test images")
+    sp.add_argument("--quiet", action="store_true", help="no summary or progress bar")
+    sp.set_defaults(func=_train)
     # <<< demo/train
     # >>> lab subcommands (shapes, show, sweep)
+    from .lab import commands as lab
+
+    def pos_int(text: str) -> int:
+        try:
+            v = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a positive int, got {text!r}") from None
+        if v < 1:
+            raise argparse.ArgumentTypeError(f"expected a positive int, got {v}")
+        return v
+
+    sp = sub.add_parser("shapes", help="pooling output shapes (Keras and PyTorch rules) or a "
+                        "model's per-layer shapes, params, multiply-adds and receptive fields")
+    sp.add_argument("--input", metavar="HxWxC", help="input shape, channels last, e.g. 28x28x32 "
+                    "(pool table); without it, the model table")
+    sp.add_argument("--model", default="seed", help="'seed' (the tutorial's model, default) or "
+                    "a saved model file; shown with each --pool-size/--strides")
+    sp.add_argument("--pool-size", type=pos_int, nargs="+", default=None,
+                    help="default: 2 for the pool table, 2 3 4 for the model table")
+    sp.add_argument("--strides", type=pos_int, nargs="+", default=None,
+                    help="default: the pool size")
+    sp.add_argument("--padding", choices=("valid", "same"), nargs="+", default=["valid", "same"],
+                    help="Keras paddings (default both)")
+    sp.add_argument("--torch-padding", type=int, nargs="+", default=[0],
+                    help="PyTorch paddings (default 0)")
+    sp.add_argument("--ceil-mode", choices=("false", "true"), nargs="+",
+                    default=["false", "true"], help="PyTorch ceil_mode values (default both)")
+    sp.add_argument("--dilation", type=pos_int, nargs="+", default=[1])
+    sp.add_argument("--json", action="store_true", help="print the rows as JSON")
+    sp.set_defaults(func=lab.shapes)
+
+    sp = sub.add_parser("show", help="PNG of feature maps before and after pooling")
+    src = sp.add_mutually_exclusive_group()
+    src.add_argument("--index", type=int, default=0, help="test digit of the embedded sample")
+    src.add_argument("--image", help="a PNG/JPEG file, made MNIST-like (see docs)")
+    sp.add_argument("--model", default="seed", help="saved model whose first Conv2D is used; "
+                    "default 'seed': the tutorial's Conv2D(32, 3x3), fresh with --seed")
+    sp.add_argument("--pool-size", type=pos_int, default=2)
+    sp.add_argument("--strides", type=pos_int, default=None, help="default: the pool size")
+    sp.add_argument("--padding", choices=("valid", "same"), default="valid")
+    sp.add_argument("--channels", type=int, nargs="+", default=None,
+                    help="channels to show (default: the strongest)")
+    sp.add_argument("--n-channels", type=pos_int, default=4)
+    sp.add_argument("--seed", type=int, default=0)
+    sp.add_argument("--out", default="poolkit-show.png")
+    sp.set_defaults(func=lab.show)
+
+    sp = sub.add_parser("sweep", help="train no/max/avg pooling and strided-conv variants; "
+                        "table, CSV and PNG of accuracy, consistency and time")
+    sp.add_argument("--dataset", choices=("mnist-sample", "mnist", "fashion-mnist"),
+                    default="mnist-sample")
+    sp.add_argument("--epochs", type=pos_int, default=1)
+    sp.add_argument("--pool-size", type=pos_int, nargs="+", default=[2])
+    sp.add_argument("--strides", type=pos_int, nargs="+", default=None,
+                    help="default: the pool size")
+    sp.add_argument("--kinds", choices=("none", "max", "avg", "conv"), nargs="+",
+                    default=["none", "max", "avg", "conv"])
+    sp.add_argument("--limit", type=pos_int, default=None, help="train on the first N examples")
+    sp.add_argument("--batch-size", type=pos_int, default=32)
+    sp.add_argument("--seed", type=int, default=0)
+    sp.add_argument("--consistency-images", type=pos_int, default=1000)
+    sp.add_argument("--csv", default="poolkit-sweep/sweep.csv")
+    sp.add_argument("--plot", default=None, help="default: the CSV's path with .png")
+    sp.add_argument("--fresh", action="store_true",
+                    help="replace the CSV instead of skipping variants already in it")
+    sp.add_argument("--quiet", action="store_true", help="no per-batch progress bar")
+    sp.set_defaults(func=lab.sweep_cmd)
     # <<< lab
     return p
 

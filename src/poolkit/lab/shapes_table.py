@@ -12,7 +12,16 @@ from collections.abc import Iterable, Sequence
 
 from ..shapes import keras_spec, torch_spec
 
-__all__ = ["parse_shape", "pool_shape_table", "format_table", "POOL_TABLE_COLUMNS"]
+__all__ = [
+    "parse_shape",
+    "pool_shape_table",
+    "model_shape_table",
+    "format_table",
+    "format_pool_table",
+    "format_model_table",
+    "POOL_TABLE_COLUMNS",
+    "MODEL_TABLE_COLUMNS",
+]
 
 POOL_TABLE_COLUMNS = (
     "pool_size",
@@ -183,12 +192,18 @@ def _cell(key: str, value) -> str:
 
 
 def format_table(rows: list[dict], columns: Sequence[str], headers: Sequence[str] | None = None,
-                 group_by: Sequence[str] = ()) -> str:
+                 group_by: Sequence[str] = (), note_at: int = 1) -> str:
     """A plain-text table of ``rows`` (dicts) over ``columns``; a blank line separates groups of
-    consecutive rows whose ``group_by`` values differ. Missing values print as ``-``."""
+    consecutive rows whose ``group_by`` values differ. Missing values print as ``-``. A row with
+    a ``"note"`` shows its first ``note_at`` columns, then the note, which does not widen the
+    columns."""
     headers = list(headers or columns)
     cells = [[_cell(c, r.get(c)) for c in columns] for r in rows]
-    widths = [max([len(h)] + [len(row[i]) for row in cells]) for i, h in enumerate(headers)]
+    widths = [
+        max([len(h)] + [len(row[i]) for r, row in zip(rows, cells, strict=True)
+                        if not r.get("note") or i < note_at])
+        for i, h in enumerate(headers)
+    ]
     lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip()]
     lines.append("  ".join("-" * w for w in widths))
     prev = None
@@ -197,5 +212,91 @@ def format_table(rows: list[dict], columns: Sequence[str], headers: Sequence[str
         if group_by and prev is not None and key != prev:
             lines.append("")
         prev = key
-        lines.append("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip())
+        if r.get("note"):
+            lead = [v.ljust(w) for v, w in zip(row[:note_at], widths, strict=False)]
+            lines.append("  ".join([*lead, r["note"]]))
+        else:
+            lines.append("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip())
     return "\n".join(lines)
+
+
+MODEL_TABLE_COLUMNS = ("variant", "layer", "type", "output_shape", "params", "macs", "rf_size",
+                       "rf_jump")
+_POOLING_LAYERS = ("MaxPooling1D", "MaxPooling2D", "MaxPooling3D", "AveragePooling1D",
+                   "AveragePooling2D", "AveragePooling3D")
+
+
+def _with_pooling(model, pool_size: int, strides: int | None):
+    """A new model with ``model``'s layers, every (non-global) pooling layer given ``pool_size``
+    and ``strides`` (None = pool size); weights are fresh, shapes are what matters here."""
+    from ..keras import layers, models
+
+    cfg = model.get_config()
+    new = models.Sequential(name=cfg["name"])
+    new.add(layers.InputLayer(shape=tuple(cfg["input_shape"])))
+    for spec in cfg["layers"]:
+        c = dict(spec["config"])
+        if spec["class_name"] in _POOLING_LAYERS:
+            c["pool_size"], c["strides"] = pool_size, strides
+        new.add(layers.get(spec["class_name"]).from_config(c))
+    return new
+
+
+def model_shape_table(model, pool_sizes: Iterable[int] = (), strides: Iterable[int | None] = (None,)
+                      ) -> list[dict]:
+    """Per-layer arithmetic of ``model`` (a built Sequential) and of copies whose pooling layers
+    use each (pool size, stride) pair (stride None = pool size).
+
+    One dict per layer and variant with the keys of ``model.layer_table()`` (``name`` as
+    ``layer``: output shape, params, multiply-adds per sample, receptive field size and jump, as
+    computed by the model from :mod:`poolkit.shapes`) plus ``variant`` ("as built" or
+    "pool k/s") and ``error``. A variant that cannot be built (a window larger than its input)
+    is one row with ``error`` set and the other values None.
+    """
+    rows = []
+    variants = [("as built", model)]
+    for k in pool_sizes:
+        for s0 in strides:
+            s = k if s0 is None else s0
+            try:
+                variants.append((f"pool {k}/{s}", _with_pooling(model, k, s)))
+            except (ValueError, TypeError) as e:
+                variants.append((f"pool {k}/{s}", e))
+    for label, m in variants:
+        if isinstance(m, Exception):
+            rows.append({"variant": label, **{c: None for c in MODEL_TABLE_COLUMNS[1:]},
+                         "error": str(m)})
+            continue
+        for r in m.layer_table():
+            rows.append({"variant": label, "layer": r.pop("name"), **r, "error": None})
+    return rows
+
+
+def format_model_table(rows: list[dict]) -> str:
+    """:func:`format_table` of :func:`model_shape_table` rows, with a total line per variant."""
+    shown = []
+    for i, r in enumerate(rows):
+        if r["error"] is not None:
+            shown.append({**r, "note": "cannot build: " + r["error"]})
+            continue
+        shown.append({**r, "output_shape": r["output_shape"][1:]})  # drop the None batch
+        last = i + 1 == len(rows) or rows[i + 1]["variant"] != r["variant"]
+        if last:
+            mine = [x for x in rows if x["variant"] == r["variant"]]
+            shown.append({"variant": r["variant"], "layer": "total",
+                          "params": sum(x["params"] for x in mine),
+                          "macs": sum(x["macs"] for x in mine)})
+    return format_table(shown, MODEL_TABLE_COLUMNS,
+                        headers=("variant", "layer", "type", "output shape", "params",
+                                 "multiply-adds", "receptive field", "jump"),
+                        group_by=("variant",))
+
+
+def format_pool_table(rows: list[dict]) -> str:
+    """:func:`format_table` of :func:`pool_shape_table` rows; an invalid row shows its error
+    where the formula would be."""
+    shown = [r if r["error"] is None else {**r, "note": f"invalid: {r['error']}"} for r in rows]
+    return format_table(shown, POOL_TABLE_COLUMNS,
+                        headers=("pool", "stride", "dilation", "rule", "output", "discarded",
+                                 "formula"),
+                        group_by=("pool_size", "strides", "dilation"), note_at=4)

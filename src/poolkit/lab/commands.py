@@ -1,0 +1,75 @@
+"""The lab's command-line handlers (``poolkit shapes | show | sweep``): each takes the parsed
+arguments of its subcommand (parsers in :mod:`poolkit.cli`), calls library functions, prints,
+and returns an exit code."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+from . import figures, shapes_table, sweep
+
+
+def _model(spec: str | None):
+    """'seed' (or None): the tutorial's model; anything else: a saved model file."""
+    if spec in (None, "seed"):
+        return sweep.seed_model()
+    from ..keras.models import load_model
+
+    return load_model(spec)
+
+
+def shapes(args) -> int:
+    if args.input is not None:
+        rows = shapes_table.pool_shape_table(
+            shapes_table.parse_shape(args.input), args.pool_size or [2], args.strides or [None],
+            args.padding, args.torch_padding, [c == "true" for c in args.ceil_mode],
+            args.dilation)
+        text = shapes_table.format_pool_table(rows)
+    else:
+        rows = shapes_table.model_shape_table(_model(args.model), args.pool_size or [2, 3, 4],
+                                              args.strides or [None])
+        text = shapes_table.format_model_table(rows)
+    print(json.dumps(rows, indent=1) if args.json else text)
+    return 0
+
+
+def show(args) -> int:
+    if args.image is not None:
+        image = figures.load_image(args.image)
+        what = f"image {os.path.basename(args.image)}"
+    else:
+        image, label = figures.dataset_digit(args.index)
+        what = f"MNIST test digit {args.index} (label {label})"
+    conv = figures.first_conv_layer(None if args.model in (None, "seed") else args.model,
+                                    seed=args.seed)
+    maps = figures.conv_feature_maps(image, conv)
+    source = "fresh seeded Conv2D(32, 3x3)" if args.model in (None, "seed") else args.model
+    k = args.pool_size
+    s = k if args.strides is None else args.strides
+    fig = figures.feature_map_figure(
+        image, maps, k, args.strides, args.padding, channels=args.channels,
+        n_channels=args.n_channels,
+        title=f"{what}: {source}, then pooling {k}x{k} stride {s} {args.padding}")
+    print(figures.save_figure(fig, args.out))
+    return 0
+
+
+def sweep_cmd(args) -> int:
+    variants = sweep.sweep_variants(args.pool_size, args.strides or [None], args.kinds)
+    rows = sweep.run_sweep(variants, args.csv, args.dataset, args.epochs, args.limit,
+                           args.batch_size, args.seed, resume=not args.fresh,
+                           consistency_images=args.consistency_images,
+                           verbose=0 if args.quiet else 1)
+    print(shapes_table.format_table(
+        rows, ("variant", "feature_map", "params", "macs", "train_accuracy", "test_accuracy",
+               "gap", "consistency", "epoch_seconds"),
+        headers=("variant", "feature map", "params", "MACs", "train acc", "test acc", "gap",
+                 "consistency", "s/epoch")))
+    plot = args.plot or os.path.splitext(args.csv)[0] + ".png"
+    limit = f", first {args.limit} examples" if args.limit else ""
+    figures.save_figure(sweep.sweep_figure(
+        rows, f"{args.dataset}, {args.epochs} epoch(s){limit}, seed {args.seed}"), plot)
+    print(f"results: {args.csv}\nplot: {plot}", file=sys.stderr)
+    return 0

@@ -1,0 +1,348 @@
+"""Train model variants that differ only in how they downsample, and compare them.
+
+Every variant is the tutorial's model with its pooling layer swapped::
+
+    Conv2D(32, (3, 3), relu, input 28x28x1) -> [downsampling] -> Flatten -> Dense(10, softmax)
+
+where ``[downsampling]`` is nothing (``none``), ``MaxPooling2D(k, s)`` (``max k/s``),
+``AveragePooling2D(k, s)`` (``avg k/s``) or ``Conv2D(32, (3, 3), strides=s, relu)`` (``conv 3/s``,
+the all-convolutional alternative of Springenberg et al. 2015). Same first convolution, same
+classifier, same optimiser (Adam 1e-3), batch size and seed, so differences come from the
+downsampling step.
+
+Results go to a CSV that is rewritten atomically after every finished variant (temp file, fsync,
+``os.replace``), so an interrupted sweep keeps what it finished, and a rerun skips every variant
+already in the CSV with the same settings (``resume=True``, the default).
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from .invariance import shift_consistency
+
+__all__ = [
+    "Variant",
+    "SWEEP_COLUMNS",
+    "sweep_variants",
+    "build_model",
+    "seed_model",
+    "load_dataset",
+    "train_variant",
+    "read_results",
+    "run_sweep",
+    "sweep_figure",
+]
+
+KINDS = ("none", "max", "avg", "conv")
+DATASETS = ("mnist-sample", "mnist", "fashion-mnist")
+
+# The CSV's columns, in order. The first block identifies a run (used to resume).
+KEY_COLUMNS = ("variant", "dataset", "epochs", "limit", "batch_size", "seed")
+SWEEP_COLUMNS = KEY_COLUMNS + (
+    "kind",
+    "pool_size",
+    "strides",
+    "feature_map",
+    "params",
+    "macs",
+    "train_accuracy",
+    "test_accuracy",
+    "gap",
+    "consistency",
+    "epoch_seconds",
+)
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One downsampling choice: ``kind`` in ``none | max | avg | conv``; ``pool_size`` is the
+    window (the conv kernel for ``conv``), ``strides`` the stride; both None for ``none``."""
+
+    kind: str
+    pool_size: int | None = None
+    strides: int | None = None
+
+    @property
+    def name(self) -> str:
+        return "none" if self.kind == "none" else f"{self.kind} {self.pool_size}/{self.strides}"
+
+
+def sweep_variants(pool_sizes: Iterable[int] = (2,), strides: Iterable[int | None] = (None,),
+                   kinds: Iterable[str] = KINDS, conv_kernel: int = 3) -> list[Variant]:
+    """The variants of a sweep: ``none`` once; ``max``/``avg`` for every (pool size, stride)
+    (stride None = pool size); ``conv`` once per distinct stride > 1 among those, with a
+    ``conv_kernel`` x ``conv_kernel`` kernel. Order: none, max..., avg..., conv...."""
+    kinds = list(kinds)
+    for k in kinds:
+        if k not in KINDS:
+            raise ValueError(f"kinds must be among {KINDS}, got {k!r}")
+    pairs = []
+    for k in pool_sizes:
+        for s in strides:
+            if not isinstance(k, int) or k < 1 or (s is not None and (not isinstance(s, int)
+                                                                     or s < 1)):
+                raise ValueError(f"pool sizes and strides must be positive ints, got {k!r}/{s!r}")
+            pairs.append((k, k if s is None else s))
+    out = [Variant("none")] if "none" in kinds else []
+    for kind in ("max", "avg"):
+        if kind in kinds:
+            out += [Variant(kind, k, s) for k, s in pairs]
+    if "conv" in kinds:
+        for s in sorted({s for _, s in pairs if s > 1}):
+            out.append(Variant("conv", conv_kernel, s))
+    return out
+
+
+def build_model(variant: Variant, input_shape: Sequence[int] = (28, 28, 1), filters: int = 32,
+                classes: int = 10):
+    """The compiled model of ``variant`` (see the module docstring); weights drawn from poolkit's
+    generator, so call ``keras.utils.set_random_seed`` first for a reproducible model."""
+    from .. import keras
+
+    layers = [keras.layers.Conv2D(filters, (3, 3), activation="relu",
+                                  input_shape=tuple(input_shape))]
+    if variant.kind == "max":
+        layers.append(keras.layers.MaxPooling2D(variant.pool_size, variant.strides))
+    elif variant.kind == "avg":
+        layers.append(keras.layers.AveragePooling2D(variant.pool_size, variant.strides))
+    elif variant.kind == "conv":
+        layers.append(keras.layers.Conv2D(filters, variant.pool_size, strides=variant.strides,
+                                          activation="relu"))
+    elif variant.kind != "none":
+        raise ValueError(f"variant kind must be among {KINDS}, got {variant.kind!r}")
+    layers += [keras.layers.Flatten(), keras.layers.Dense(classes, activation="softmax")]
+    model = keras.Sequential(layers)
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    return model
+
+
+def seed_model(pool: str = "max", pool_size: int = 2, strides: int | None = 2):
+    """The tutorial's model: Conv2D(32, 3x3, relu) -> MaxPooling2D(2, 2) -> Flatten -> Dense(10)."""
+    return build_model(Variant(pool, pool_size, pool_size if strides is None else strides))
+
+
+def load_dataset(name: str = "mnist-sample"):
+    """``((x_train, y_train), (x_test, y_test))`` with x as float32 (n, 28, 28, 1) in [0, 1]."""
+    from ..keras import datasets
+
+    loaders = {"mnist-sample": datasets.mnist_sample, "mnist": datasets.mnist,
+               "fashion-mnist": datasets.fashion_mnist}
+    if name not in loaders:
+        raise ValueError(f"dataset must be one of {DATASETS}, got {name!r}")
+    (x, y), (xt, yt) = loaders[name].load_data()
+    return ((x[..., None].astype(np.float32) / 255.0, y),
+            (xt[..., None].astype(np.float32) / 255.0, yt))
+
+
+def _feature_map(model) -> str:
+    """Shape of the activation that Flatten receives, e.g. '13x13x32'."""
+    rows = model.layer_table()
+    for prev, row in zip(rows, rows[1:], strict=False):
+        if row["type"] == "Flatten":
+            return "x".join(str(v) for v in prev["output_shape"][1:])
+    return "-"
+
+
+def train_variant(variant: Variant, data, epochs: int = 1, batch_size: int = 32, seed: int = 0,
+                  consistency_images: int = 1000, verbose: int = 0) -> dict:
+    """Train ``variant`` on ``data`` = ((x, y), (x_test, y_test)) and measure it.
+
+    Returns the non-key columns of :data:`SWEEP_COLUMNS`: ``train_accuracy`` and
+    ``test_accuracy`` (``model.evaluate`` after training, so the gap is not blurred by the
+    running average during the epoch), ``gap`` = train - test, ``params``, ``macs``
+    (multiply-adds per sample), ``epoch_seconds`` (wall time of ``fit`` / epochs),
+    ``feature_map`` (the map entering Flatten) and ``consistency`` (:func:`shift_consistency`
+    on the first ``consistency_images`` test images, seed ``seed``).
+    """
+    from .. import keras
+
+    (x, y), (xt, yt) = data
+    keras.utils.set_random_seed(seed)
+    model = build_model(variant, x.shape[1:])
+    t0 = time.perf_counter()
+    model.fit(x, y, batch_size=batch_size, epochs=epochs, verbose=verbose)
+    seconds = (time.perf_counter() - t0) / max(epochs, 1)
+    train_acc = float(model.evaluate(x, y, batch_size=256, verbose=0)[1])
+    test_acc = float(model.evaluate(xt, yt, batch_size=256, verbose=0)[1])
+    n = min(consistency_images, len(xt))
+    cons = shift_consistency(lambda a: model.predict(a, batch_size=256, verbose=0), xt[:n],
+                             seed=seed)
+    return {
+        "kind": variant.kind,
+        "pool_size": variant.pool_size,
+        "strides": variant.strides,
+        "feature_map": _feature_map(model),
+        "params": model.count_params(),
+        "macs": sum(r["macs"] for r in model.layer_table()),
+        "train_accuracy": train_acc,
+        "test_accuracy": test_acc,
+        "gap": train_acc - test_acc,
+        "consistency": cons,
+        "epoch_seconds": seconds,
+    }
+
+
+def read_results(path: str | os.PathLike) -> list[dict]:
+    """Rows of a sweep CSV as dicts of strings ([] if the file does not exist). A file whose
+    header is not :data:`SWEEP_COLUMNS` raises ValueError rather than being mixed with."""
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        return []
+    with open(path, newline="", encoding="utf-8") as f:
+        reader = csv.DictReader(f)
+        if reader.fieldnames is None:
+            return []
+        if tuple(reader.fieldnames) != SWEEP_COLUMNS:
+            raise ValueError(
+                f"{path!r} is not a poolkit sweep CSV: columns {reader.fieldnames}, expected "
+                f"{list(SWEEP_COLUMNS)}; pass another --csv path or --fresh to replace it"
+            )
+        return [row for row in reader if all(row.get(c) is not None for c in SWEEP_COLUMNS)]
+
+
+def _write_atomic(path: str, rows: list[dict]) -> None:
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".csv", dir=folder)
+    try:
+        with os.fdopen(fd, "w", newline="", encoding="utf-8") as f:
+            w = csv.DictWriter(f, fieldnames=SWEEP_COLUMNS)
+            w.writeheader()
+            for row in rows:
+                w.writerow({c: _csv_value(row.get(c)) for c in SWEEP_COLUMNS})
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def _csv_value(v):
+    if v is None:
+        return ""
+    if isinstance(v, float):
+        return f"{v:.6g}"
+    return v
+
+
+def _key(row: dict) -> tuple[str, ...]:
+    return tuple(str(_csv_value(row.get(c))) for c in KEY_COLUMNS)
+
+
+def run_sweep(
+    variants: Sequence[Variant],
+    csv_path: str | os.PathLike,
+    dataset: str = "mnist-sample",
+    epochs: int = 1,
+    limit: int | None = None,
+    batch_size: int = 32,
+    seed: int = 0,
+    resume: bool = True,
+    consistency_images: int = 1000,
+    data=None,
+    train_fn: Callable[..., dict] = train_variant,
+    log: Callable[[str], None] | None = None,
+    verbose: int = 0,
+) -> list[dict]:
+    """Train and measure every variant, writing the CSV after each one; returns this sweep's rows
+    (one per variant, in order, as dicts of strings as read back from the CSV).
+
+    ``limit`` trains on the first ``limit`` training examples (None = all); the test set is
+    always whole. With ``resume`` a variant whose key (variant, dataset, epochs, limit,
+    batch_size, seed) is already in the CSV is not retrained; without it the CSV is replaced.
+    ``data`` overrides loading ``dataset`` (same format as :func:`load_dataset`); ``train_fn``
+    (same signature as :func:`train_variant`) and ``log`` (default: print to stderr) are hooks.
+    """
+    if not isinstance(epochs, int) or isinstance(epochs, bool) or epochs < 1:
+        raise ValueError(f"epochs must be a positive int, got {epochs!r}")
+    if limit is not None and (not isinstance(limit, int) or limit < 1):
+        raise ValueError(f"limit must be a positive int or None, got {limit!r}")
+    if not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+    if dataset not in DATASETS:
+        raise ValueError(f"dataset must be one of {DATASETS}, got {dataset!r}")
+    if log is None:
+        def log(msg: str) -> None:
+            print(msg, file=sys.stderr, flush=True)
+    path = os.fspath(csv_path)
+    done = read_results(path) if resume else []
+    if not resume or not os.path.exists(path):
+        _write_atomic(path, done)  # fail early on an unwritable path, not after training
+    by_key = {_key(r): r for r in done}
+    if data is None:
+        data = load_dataset(dataset)
+    (x, y), test = data
+    if limit is not None:
+        x, y = x[:limit], y[:limit]
+    results = []
+    for i, v in enumerate(variants, start=1):
+        base = {"variant": v.name, "dataset": dataset, "epochs": epochs, "limit": limit or "",
+                "batch_size": batch_size, "seed": seed}
+        key = _key(base)
+        if key in by_key:
+            log(f"[{i}/{len(variants)}] {v.name}: already in {path}, skipped")
+            results.append(by_key[key])
+            continue
+        log(f"[{i}/{len(variants)}] {v.name}: training {epochs} epoch(s) on {len(x)} examples")
+        t0 = time.perf_counter()
+        row = {**base, **train_fn(v, ((x, y), test), epochs=epochs, batch_size=batch_size,
+                                  seed=seed, consistency_images=consistency_images,
+                                  verbose=verbose)}
+        done.append(row)
+        by_key[key] = row
+        _write_atomic(path, done)
+        stored = {c: str(_csv_value(row.get(c))) for c in SWEEP_COLUMNS}
+        results.append(stored)
+        log(f"[{i}/{len(variants)}] {v.name}: test {row['test_accuracy']:.4f}, train "
+            f"{row['train_accuracy']:.4f}, consistency {row['consistency']:.3f}, "
+            f"{row['epoch_seconds']:.1f} s/epoch ({time.perf_counter() - t0:.0f} s in all)")
+    return results
+
+
+def sweep_figure(rows: Sequence[dict], title: str | None = None):
+    """Bar charts of a sweep's rows (dicts as returned by :func:`run_sweep`): train and test
+    accuracy, shift consistency, and seconds per epoch with multiply-adds, one bar per variant."""
+    from .figures import _mpl
+
+    plt = _mpl()
+    names = [r["variant"] for r in rows]
+    f = {c: np.array([float(r[c]) for r in rows]) for c in
+         ("train_accuracy", "test_accuracy", "consistency", "epoch_seconds", "macs", "params")}
+    pos = np.arange(len(rows))
+    fig, axes = plt.subplots(1, 3, figsize=(max(10.0, 1.3 * len(rows) * 3), 4.2),
+                             layout="constrained")
+    ax = axes[0]
+    ax.bar(pos - 0.2, f["train_accuracy"], 0.4, label="train", color="#9ecae1")
+    ax.bar(pos + 0.2, f["test_accuracy"], 0.4, label="test", color="#08519c")
+    low = min(f["test_accuracy"].min(), f["train_accuracy"].min())
+    ax.set_ylim(max(0.0, low - 0.05), 1.0)
+    ax.set_title("accuracy (gap = overfitting)")
+    ax.legend(loc="lower right", fontsize=8)
+    ax = axes[1]
+    ax.bar(pos, f["consistency"], 0.6, color="#31a354")
+    ax.set_ylim(max(0.0, f["consistency"].min() - 0.1), 1.0)
+    ax.set_title("shift consistency (same class\nfor two random shifts)")
+    ax = axes[2]
+    ax.bar(pos, f["epoch_seconds"], 0.6, color="#fd8d3c")
+    for p, sec, m, n in zip(pos, f["epoch_seconds"], f["macs"], f["params"], strict=True):
+        ax.text(p, sec, f"{m / 1e6:.1f}M MACs\n{n / 1e3:.0f}k params", ha="center",
+                va="bottom", fontsize=7)
+    ax.set_ylim(0, f["epoch_seconds"].max() * 1.3)
+    ax.set_title("seconds per epoch")
+    for ax in axes:
+        ax.set_xticks(pos, names, rotation=30, ha="right", fontsize=8)
+        ax.grid(axis="y", alpha=0.3)
+    if title:
+        fig.suptitle(title)
+    return fig
