@@ -14,6 +14,7 @@ class History:
     def __init__(self):
         self.history: dict[str, list[float]] = {}
         self.epoch: list[int] = []
+        self.epoch_seconds: list[float] = []  # wall time of each epoch (training + validation)
         self.params: dict = {}
 
     def append(self, epoch: int, logs: dict) -> None:

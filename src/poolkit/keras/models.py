@@ -345,6 +345,7 @@ class Sequential:
             if vb:
                 print(f"Epoch {epoch + 1}/{epochs}", file=sys.stdout, flush=True)
             bar = _cb.ProgressBar(steps, vb)
+            t_epoch = time.perf_counter()
             order = rng.permutation(n) if shuffle else np.arange(n)
             tot_loss = 0.0
             tot_correct = 0
@@ -375,6 +376,7 @@ class Sequential:
                 logs["val_loss"] = vl[0]
             bar.finish(steps, logs)
             history.append(epoch, logs)
+            history.epoch_seconds.append(time.perf_counter() - t_epoch)
             if self.stop_training:
                 break
         self.history = history

@@ -67,6 +67,9 @@ def save_model(model, filepath) -> None:
                     zf.writestr(entry["file"], buf.getvalue())
             f.flush()
             os.fsync(f.fileno())
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600 files; save like open() would
         os.replace(tmp, path)
     except BaseException:
         try:
