@@ -62,6 +62,7 @@ def sweep_cmd(args) -> int:
                            args.batch_size, args.seed, resume=not args.fresh,
                            consistency_images=args.consistency_images,
                            verbose=0 if args.quiet else 1)
+    rows = [sweep.typed(r) for r in rows]
     print(shapes_table.format_table(
         rows, ("variant", "feature_map", "params", "macs", "train_accuracy", "test_accuracy",
                "gap", "consistency", "epoch_seconds"),
