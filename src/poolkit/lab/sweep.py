@@ -80,7 +80,7 @@ class Variant:
 def sweep_variants(pool_sizes: Iterable[int] = (2,), strides: Iterable[int | None] = (None,),
                    kinds: Iterable[str] = KINDS, conv_kernel: int = 3) -> list[Variant]:
     """The variants of a sweep: ``none`` once; ``max``/``avg`` for every (pool size, stride)
-    (stride None = pool size); ``conv`` once per distinct stride > 1 among those, with a
+    (stride None = pool size; duplicates once); ``conv`` once per distinct stride > 1, with a
     ``conv_kernel`` x ``conv_kernel`` kernel. Order: none, max..., avg..., conv...."""
     kinds = list(kinds)
     for k in kinds:
@@ -92,7 +92,9 @@ def sweep_variants(pool_sizes: Iterable[int] = (2,), strides: Iterable[int | Non
             if not isinstance(k, int) or k < 1 or (s is not None and (not isinstance(s, int)
                                                                      or s < 1)):
                 raise ValueError(f"pool sizes and strides must be positive ints, got {k!r}/{s!r}")
-            pairs.append((k, k if s is None else s))
+            pair = (k, k if s is None else s)
+            if pair not in pairs:
+                pairs.append(pair)
     out = [Variant("none")] if "none" in kinds else []
     for kind in ("max", "avg"):
         if kind in kinds:
