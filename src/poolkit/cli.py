@@ -18,9 +18,9 @@ def _parser() -> argparse.ArgumentParser:
     def _demo(a):
         from .demo import run_demo
 
-        m = run_demo(out=a.out, epochs=a.epochs, batch_size=a.batch_size, seed=a.seed,
-                     verbose=0 if a.quiet else "auto")
-        return 0 if m["test_accuracy"] >= 0 else 1
+        run_demo(out=a.out, epochs=a.epochs, batch_size=a.batch_size, seed=a.seed,
+                 learning_rate=a.learning_rate, verbose=0 if a.quiet else "auto")
+        return 0
 
     def _train(a):
         from .demo import run_train
@@ -37,8 +37,9 @@ def _parser() -> argparse.ArgumentParser:
         "summary and test accuracy, and write feature_maps.png, model.poolkit and metrics.json.",
     )
     sp.add_argument("--out", default="poolkit-demo", help="output directory (default %(default)s)")
-    sp.add_argument("--epochs", type=int, default=3, help="default %(default)s")
+    sp.add_argument("--epochs", type=int, default=6, help="default %(default)s")
     sp.add_argument("--batch-size", type=int, default=32, help="default %(default)s")
+    sp.add_argument("--learning-rate", type=float, default=2e-3, help="Adam; default %(default)s")
     sp.add_argument("--seed", type=int, default=0, help="default %(default)s")
     sp.add_argument("--quiet", action="store_true", help="no summary or progress bar")
     sp.set_defaults(func=_demo)

@@ -288,9 +288,10 @@ def run_train(dataset: str = "mnist-sample", pool: str = "max", pool_size=2, str
     return metrics
 
 
-def run_demo(out: str = "poolkit-demo", epochs: int = 3, batch_size: int = 32, *,
-             seed: int = 0, verbose="auto", stream=None) -> dict:
+def run_demo(out: str = "poolkit-demo", epochs: int = 6, batch_size: int = 32, *,
+             learning_rate: float = 2e-3, seed: int = 0, verbose="auto", stream=None) -> dict:
     """``poolkit demo``: the tutorial's model (max pooling 2x2, stride 2) on the embedded MNIST
-    sample; see :func:`run_train` for the outputs."""
+    sample, Adam(2e-3) for 6 epochs (about 0.955-0.96 test accuracy: with 8,000 training images
+    the default 1e-3 needs 8 epochs to reach 0.95); see :func:`run_train` for the outputs."""
     return run_train("mnist-sample", "max", 2, 2, "valid", epochs, batch_size, out, seed=seed,
-                     verbose=verbose, stream=stream)
+                     verbose=verbose, learning_rate=learning_rate, stream=stream)
