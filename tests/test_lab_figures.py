@@ -50,6 +50,14 @@ def test_pooled_panels_hold_the_engine_output():
     figures._mpl().close(fig)
 
 
+def test_channel_rows_show_different_filters():
+    rng = np.random.default_rng(0)
+    base = rng.random((10, 10)).astype(np.float32)
+    # Channels 0-2 are near copies of one map, channel 3 is different: pick 0 (strongest), 3.
+    maps = np.stack([base * 3, base * 2.9, base * 2.8, rng.random((10, 10)) * 0.5], -1)
+    assert figures._pick_channels(maps.astype(np.float32), 2) == [0, 3]
+
+
 def _png(path):
     with Image.open(path) as im:
         im.load()
@@ -58,7 +66,8 @@ def _png(path):
 
 def test_show_digit_and_image_write_pngs(tmp_path, capsys):
     out = tmp_path / "digit.png"
-    assert cli.main(["show", "--index", "3", "--n-channels", "2", "--out", str(out)]) == 0
+    assert cli.main(["show", "--index", "3", "--n-channels", "2", "--train", "64",
+                     "--out", str(out)]) == 0
     fmt, mode, (w, h) = _png(out)
     assert fmt == "PNG" and mode in ("RGB", "RGBA")
     # 4 columns and 1 + 2 rows at 110 dpi (figure size (3.1*4+0.6) x (3*3+1) inches).
@@ -66,7 +75,7 @@ def test_show_digit_and_image_write_pngs(tmp_path, capsys):
     src = _drawn_digit(tmp_path / "mine.jpg", True)
     out2 = tmp_path / "image.png"
     assert cli.main(["show", "--image", str(src), "--pool-size", "3", "--strides", "2",
-                     "--out", str(out2)]) == 0
+                     "--train", "0", "--out", str(out2)]) == 0
     assert _png(out2)[0] == "PNG"
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".tmp-")]
 
@@ -76,9 +85,31 @@ def test_show_bad_arguments(tmp_path, capsys):
     assert "index" in capsys.readouterr().err
     assert cli.main(["show", "--image", str(tmp_path / "none.png"),
                      "--out", str(tmp_path / "b.png")]) == 2
-    assert cli.main(["show", "--pool-size", "30", "--out", str(tmp_path / "c.png")]) == 2
+    assert cli.main(["show", "--pool-size", "30", "--train", "0",
+                     "--out", str(tmp_path / "c.png")]) == 2
     assert "pool" in capsys.readouterr().err
     assert not list(tmp_path.iterdir())
     with pytest.raises(SystemExit) as e:
         cli.main(["show", "--index", "1", "--image", "x.png"])
     assert e.value.code == 2
+
+
+def test_show_uses_a_saved_models_first_conv(tmp_path, capsys):
+    from poolkit.lab.sweep import seed_model
+
+    m = seed_model()
+    w = m.layers[0].get_weights()
+    w[0][...] = 0.0
+    w[0][1, 1, 0, :] = np.linspace(-1, 1, 32)  # each filter scales the centre pixel
+    m.layers[0].set_weights(w)
+    path = tmp_path / "m.keras"
+    m.save(path)
+    conv = figures.first_conv_layer(str(path))
+    img = figures.dataset_digit(5)[0]
+    maps = figures.conv_feature_maps(img, conv)
+    scale = np.linspace(-1, 1, 32, dtype=np.float32)
+    expected = np.maximum(img[1:-1, 1:-1, None] * scale, 0)  # relu(centre * weight)
+    np.testing.assert_allclose(maps, expected, rtol=1e-6, atol=1e-7)
+    out = tmp_path / "s.png"
+    assert cli.main(["show", "--model", str(path), "--out", str(out)]) == 0
+    assert _png(out)[0] == "PNG"

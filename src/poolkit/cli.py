@@ -101,9 +101,13 @@ def _parser() -> argparse.ArgumentParser:
     sp = sub.add_parser("show", help="PNG of feature maps before and after pooling")
     src = sp.add_mutually_exclusive_group()
     src.add_argument("--index", type=int, default=0, help="test digit of the embedded sample")
-    src.add_argument("--image", help="a PNG/JPEG file, made MNIST-like (see docs)")
+    src.add_argument("--image", help="a PNG/JPEG file, made MNIST-like: grayscale, inverted if "
+                     "its border is light, cropped to the ink, fitted in 20x20, centred on 28x28")
     sp.add_argument("--model", default="seed", help="saved model whose first Conv2D is used; "
-                    "default 'seed': the tutorial's Conv2D(32, 3x3), fresh with --seed")
+                    "default 'seed': the tutorial's model, seeded with --seed and trained "
+                    "for one epoch on --train digits")
+    sp.add_argument("--train", type=int, default=2000, help="digits to quick-train the seed "
+                    "model on (default %(default)s, a few seconds; 0 = untrained)")
     sp.add_argument("--pool-size", type=pos_int, default=2)
     sp.add_argument("--strides", type=pos_int, default=None, help="default: the pool size")
     sp.add_argument("--padding", choices=("valid", "same"), default="valid")

@@ -42,10 +42,14 @@ def show(args) -> int:
     else:
         image, label = figures.dataset_digit(args.index)
         what = f"MNIST test digit {args.index} (label {label})"
-    conv = figures.first_conv_layer(None if args.model in (None, "seed") else args.model,
-                                    seed=args.seed)
+    seeded = args.model in (None, "seed")
+    conv = figures.first_conv_layer(None if seeded else args.model, seed=args.seed,
+                                    train_examples=args.train)
     maps = figures.conv_feature_maps(image, conv)
-    source = "fresh seeded Conv2D(32, 3x3)" if args.model in (None, "seed") else args.model
+    source = os.path.basename(args.model)
+    if seeded:
+        source = "Conv2D(32, 3x3) " + (f"after 1 epoch on {args.train} digits" if args.train
+                                       else f"fresh, seed {args.seed}")
     k = args.pool_size
     s = k if args.strides is None else args.strides
     fig = figures.feature_map_figure(

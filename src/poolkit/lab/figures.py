@@ -108,18 +108,28 @@ def dataset_digit(index: int = 0) -> tuple[np.ndarray, int]:
     return x_test[index].astype(np.float32) / 255.0, int(y_test[index])
 
 
-def first_conv_layer(model=None, seed: int = 0):
-    """The first ``Conv2D`` of ``model`` (a model object or a saved-model path). With no model:
-    the tutorial's ``Conv2D(32, (3, 3), activation="relu")`` with glorot-uniform weights drawn
-    after ``keras.utils.set_random_seed(seed)`` and built for 28x28x1 input."""
-    from ..keras import layers, utils
+def first_conv_layer(model=None, seed: int = 0, train_examples: int = 0):
+    """The first ``Conv2D`` of ``model`` (a model object or a saved-model path).
 
+    With no model: the tutorial's model (Conv2D(32, 3x3, relu) -> MaxPooling2D(2) -> Flatten ->
+    Dense(10)) with weights drawn after ``keras.utils.set_random_seed(seed)``; if
+    ``train_examples`` > 0 it is first trained for one epoch (Adam, batch 32) on that many
+    training digits of the embedded sample, so the filters are edge and stroke detectors rather
+    than random ones (2,000 digits take a few seconds)."""
     if model is None:
+        from ..keras import utils
+        from .sweep import load_dataset, seed_model
+
         utils.set_random_seed(seed)
-        layer = layers.Conv2D(32, (3, 3), activation="relu")
-        layer.build((None, 28, 28, 1))
-        return layer
-    if isinstance(model, str | os.PathLike):
+        model = seed_model()
+        if train_examples:
+            if not isinstance(train_examples, int) or train_examples < 0:
+                raise ValueError(
+                    f"train_examples must be a non-negative int, got {train_examples!r}"
+                )
+            (x, y), _ = load_dataset("mnist-sample")
+            model.fit(x[:train_examples], y[:train_examples], epochs=1, verbose=0)
+    elif isinstance(model, str | os.PathLike):
         from ..keras.models import load_model
 
         model = load_model(model)
@@ -140,9 +150,23 @@ def conv_feature_maps(image: np.ndarray, conv) -> np.ndarray:
     return np.asarray(conv(x[None]))[0]
 
 
-def _strongest_channels(maps: np.ndarray, n: int) -> list[int]:
-    energy = np.abs(maps).reshape(-1, maps.shape[-1]).sum(axis=0)
-    return [int(c) for c in np.argsort(-energy, kind="stable")[:n]]
+def _pick_channels(maps: np.ndarray, n: int) -> list[int]:
+    """The strongest channel (largest total |activation|), then greedily the channel least
+    correlated with those already picked, so the rows show different filters."""
+    flat = maps.reshape(-1, maps.shape[-1]).astype(np.float64)
+    energy = np.abs(flat).sum(axis=0)
+    centred = flat - flat.mean(axis=0)
+    norms = np.linalg.norm(centred, axis=0)
+    live = [c for c in np.argsort(-energy, kind="stable") if norms[c] > 0]
+    if not live:
+        return list(range(min(n, maps.shape[-1])))
+    unit = centred / np.where(norms > 0, norms, 1.0)
+    corr = np.abs(unit.T @ unit)
+    picked = [int(live[0])]
+    while len(picked) < min(n, len(live)):
+        rest = [c for c in live if c not in picked]
+        picked.append(int(min(rest, key=lambda c: corr[c, picked].max())))
+    return picked
 
 
 def _zoom_block(spec, peak: tuple[int, int], max_cells: int = 10):
@@ -175,8 +199,9 @@ def feature_map_figure(
 
     ``pool_size``/``strides``/``padding`` follow Keras (strides ``None`` = pool size; square
     windows). ``modes`` are keys of :data:`POOL_TYPES`. ``channels`` picks the channel rows;
-    default the ``n_channels`` with the largest total |activation|. The zoomed crop in the header
-    shows the first of them around its strongest cell. Returns a ``matplotlib.figure.Figure``.
+    default ``n_channels`` of them: the strongest (largest total |activation|), then each time
+    the one least correlated with those already picked. The zoomed crop in the header shows the
+    first channel around its strongest cell. Returns a ``matplotlib.figure.Figure``.
     """
     plt = _mpl()
     from matplotlib.patches import Rectangle
@@ -190,7 +215,7 @@ def feature_map_figure(
     h, w, c = maps.shape
     spec = keras_spec((h, w), pool_size, strides, padding, op="show")
     if channels is None:
-        channels = _strongest_channels(maps, min(n_channels, c))
+        channels = _pick_channels(maps, min(n_channels, c))
     channels = [int(ch) for ch in channels]
     for ch in channels:
         if not 0 <= ch < c:
