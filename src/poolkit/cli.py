@@ -19,7 +19,8 @@ def _parser() -> argparse.ArgumentParser:
         from .demo import run_demo
 
         run_demo(out=a.out, epochs=a.epochs, batch_size=a.batch_size, seed=a.seed,
-                 learning_rate=a.learning_rate, verbose=0 if a.quiet else "auto")
+                 learning_rate=a.learning_rate, verbose=0 if a.quiet else "auto",
+                 threads=a.threads)
         return 0
 
     def _train(a):
@@ -27,8 +28,20 @@ def _parser() -> argparse.ArgumentParser:
 
         run_train(a.dataset, a.pool, a.pool_size, a.strides, a.padding, a.epochs, a.batch_size,
                   a.out, seed=a.seed, verbose=0 if a.quiet else "auto",
-                  max_train=a.max_train, max_test=a.max_test, learning_rate=a.learning_rate)
+                  max_train=a.max_train, max_test=a.max_test, learning_rate=a.learning_rate,
+                  threads=a.threads)
         return 0
+
+    def _threads(text):
+        if text == "auto":
+            return text
+        try:
+            return int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be 'auto' or an int, got {text!r}") from None
+
+    threads_help = ("Numba threads while training: 'auto' (all, or 1 when the machine is busy) "
+                    "or N; results do not depend on it")
 
     sp = sub.add_parser(
         "demo", help="train the tutorial's CNN on the embedded MNIST sample and show its pooling",
@@ -41,6 +54,7 @@ def _parser() -> argparse.ArgumentParser:
     sp.add_argument("--batch-size", type=int, default=32, help="default %(default)s")
     sp.add_argument("--learning-rate", type=float, default=2e-3, help="Adam; default %(default)s")
     sp.add_argument("--seed", type=int, default=0, help="default %(default)s")
+    sp.add_argument("--threads", type=_threads, default="auto", help=threads_help)
     sp.add_argument("--quiet", action="store_true", help="no summary or progress bar")
     sp.set_defaults(func=_demo)
 
@@ -63,6 +77,7 @@ def _parser() -> argparse.ArgumentParser:
     sp.add_argument("--seed", type=int, default=0, help="default %(default)s")
     sp.add_argument("--max-train", type=int, default=None, help="use the first N training images")
     sp.add_argument("--max-test", type=int, default=None, help="use the first N test images")
+    sp.add_argument("--threads", type=_threads, default="auto", help=threads_help)
     sp.add_argument("--quiet", action="store_true", help="no summary or progress bar")
     sp.set_defaults(func=_train)
     # <<< demo/train

@@ -23,7 +23,7 @@ from . import ops as _ops
 from . import shapes as _shapes
 
 __all__ = ["run_demo", "run_train", "build_model", "load_dataset", "feature_map_figure",
-           "DATASETS"]
+           "pick_threads", "DATASETS"]
 
 DATASETS = ("mnist-sample", "mnist", "fashion-mnist")
 FIGURE_NAME = "feature_maps.png"
@@ -181,6 +181,21 @@ def _write_json(path: str, obj) -> None:
 # Train / demo.
 
 
+def pick_threads(threads="auto") -> int:
+    """Numba threads for training. "auto": all of Numba's threads, but 1 when the machine is
+    already busy (1-minute load average >= cores - 0.5): with batch-32 steps of ~1 ms, a
+    parallel region waits for its slowest thread, and a thread descheduled by another process
+    costs a whole time slice (measured here: 16 ms per kernel call instead of 2 ms)."""
+    import numba
+
+    if threads == "auto":
+        cores = os.cpu_count() or 1
+        busy = hasattr(os, "getloadavg") and os.getloadavg()[0] >= cores - 0.5
+        return 1 if busy else numba.config.NUMBA_NUM_THREADS
+    n = _check_int(threads, "threads")
+    return min(n, numba.config.NUMBA_NUM_THREADS)
+
+
 def _check_int(value, name: str, low: int = 1) -> int:
     if not isinstance(value, numbers.Integral) or isinstance(value, bool):
         raise TypeError(f"{name} must be an int, got {type(value).__name__} {value!r}")
@@ -193,12 +208,15 @@ def run_train(dataset: str = "mnist-sample", pool: str = "max", pool_size=2, str
               padding: str = "valid", epochs: int = 3, batch_size: int = 32,
               out: str = "poolkit-train", *, seed: int = 0, verbose="auto",
               max_train: int | None = None, max_test: int | None = None,
-              learning_rate: float = 1e-3, figure: bool = True, stream=None) -> dict:
+              learning_rate: float = 1e-3, figure: bool = True, threads="auto",
+              stream=None) -> dict:
     """Train the tutorial's model (with the chosen pooling layer) and write the outputs.
 
     ``out`` receives ``feature_maps.png``, ``model.poolkit`` and ``metrics.json``; the returned
     dict is what metrics.json holds. ``max_train``/``max_test`` keep the first n samples (for
     quick runs). Adam(learning_rate), sparse categorical cross-entropy, seeded by ``seed``.
+    ``threads``: Numba threads while training ("auto": see :func:`pick_threads`); results do
+    not depend on it.
     """
     from . import keras
 
@@ -238,8 +256,16 @@ def run_train(dataset: str = "mnist-sample", pool: str = "max", pool_size=2, str
               f"{epochs} epoch(s), batch {batch_size}", file=stream, flush=True)
     model.compile(optimizer=keras.optimizers.Adam(learning_rate=learning_rate),
                   loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    import numba
+
+    n_threads = pick_threads(threads)
+    old_threads = numba.get_num_threads()
     t0 = time.perf_counter()
-    h = model.fit(xtr, ytr, batch_size=batch_size, epochs=epochs, verbose=vb)
+    try:
+        numba.set_num_threads(n_threads)
+        h = model.fit(xtr, ytr, batch_size=batch_size, epochs=epochs, verbose=vb)
+    finally:
+        numba.set_num_threads(old_threads)
     history, epoch_times = h.history, h.epoch_seconds
     train_s = time.perf_counter() - t0
     test_loss, test_acc = model.evaluate(xte, yte, batch_size=256, verbose=0)
@@ -270,6 +296,7 @@ def run_train(dataset: str = "mnist-sample", pool: str = "max", pool_size=2, str
         "batch_size": batch_size,
         "learning_rate": learning_rate,
         "seed": seed,
+        "numba_threads": n_threads,
         "params": model.count_params(),
         "history": history,
         "epoch_seconds": epoch_times,
@@ -289,9 +316,11 @@ def run_train(dataset: str = "mnist-sample", pool: str = "max", pool_size=2, str
 
 
 def run_demo(out: str = "poolkit-demo", epochs: int = 6, batch_size: int = 32, *,
-             learning_rate: float = 2e-3, seed: int = 0, verbose="auto", stream=None) -> dict:
+             learning_rate: float = 2e-3, seed: int = 0, verbose="auto", threads="auto",
+             stream=None) -> dict:
     """``poolkit demo``: the tutorial's model (max pooling 2x2, stride 2) on the embedded MNIST
     sample, Adam(2e-3) for 6 epochs (about 0.955-0.96 test accuracy: with 8,000 training images
     the default 1e-3 needs 8 epochs to reach 0.95); see :func:`run_train` for the outputs."""
     return run_train("mnist-sample", "max", 2, 2, "valid", epochs, batch_size, out, seed=seed,
-                     verbose=verbose, learning_rate=learning_rate, stream=stream)
+                     verbose=verbose, learning_rate=learning_rate, threads=threads,
+                     stream=stream)

@@ -49,10 +49,10 @@ def conv2d_fwd(x, w, b, y, geo, relu):
 
 
 @njit(cache=True, parallel=True, boundscheck=False)
-def conv2d_bwd_params(x, gy, y, gw_parts, gb_parts, geo, relu):
+def conv2d_bwd_params(x, gy, y, gm, gw_parts, gb_parts, geo, relu, keep):
     """Weight and bias gradients (per chunk; the caller sums over chunks). With ``relu`` the
-    incoming gradient ``gy`` is masked by ``y > 0`` on the fly and the masked gradient is written
-    back into ``gy`` so the input-gradient kernel can reuse it."""
+    incoming gradient ``gy`` is masked by ``y > 0`` on the fly; with ``keep`` the masked
+    gradient is written to ``gm`` for the input-gradient kernel (else ``gm`` is not touched)."""
     N, H, W, C = x.shape
     OH, OW, F = gy.shape[1], gy.shape[2], gy.shape[3]
     KH, KW = gw_parts.shape[1], gw_parts.shape[2]
@@ -63,15 +63,20 @@ def conv2d_bwd_params(x, gy, y, gw_parts, gb_parts, geo, relu):
         gb = gb_parts[part]
         gw[...] = 0.0
         gb[...] = 0.0
+        g = np.empty(F, gy.dtype)
         for n in range(part, N, P):
             for oh in range(OH):
                 for ow in range(OW):
-                    g = gy[n, oh, ow]
+                    gr = gy[n, oh, ow]
                     if relu:
                         yr = y[n, oh, ow]
                         for f in range(F):
-                            if yr[f] <= 0:
-                                g[f] = 0.0
+                            g[f] = gr[f] if yr[f] > 0 else 0.0
+                    else:
+                        for f in range(F):
+                            g[f] = gr[f]
+                    if keep:
+                        gm[n, oh, ow] = g
                     for f in range(F):
                         gb[f] += g[f]
                     for kh in range(KH):

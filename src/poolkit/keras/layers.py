@@ -397,22 +397,27 @@ class Conv2D(Layer):
 
     def backward(self, grad_output):
         relu = self.activation == "relu"
-        g = np.array(grad_output, dtype=self.dtype, order="C", copy=True) if relu else (
-            np.ascontiguousarray(_act_backward(self.activation, self._y, grad_output),
-                                 dtype=self.dtype))
+        if relu or self.activation == "linear":
+            g = np.ascontiguousarray(grad_output, dtype=self.dtype)
+        else:
+            g = np.ascontiguousarray(_act_backward(self.activation, self._y, grad_output),
+                                     dtype=self.dtype)
         parts = min(_ck.N_CHUNKS, max(1, g.shape[0]))
         if self._parts is None or self._parts[0].shape[0] != parts:
             self._parts = (np.empty((parts, *self.weights[0].shape), self.dtype),
                            np.empty((parts, self.filters), self.dtype))
         gw_parts, gb_parts = self._parts
-        _ck.conv2d_bwd_params(self._x, g, self._y, gw_parts, gb_parts, self._geo, relu)
+        keep = self.need_input_grad
+        gm = np.empty_like(g) if keep else g  # the masked gradient, only if it is needed
+        _ck.conv2d_bwd_params(self._x, g, self._y, gm, gw_parts, gb_parts, self._geo, relu,
+                              keep)
         np.sum(gw_parts, axis=0, out=self.grads[0])
         if self.use_bias:
             np.sum(gb_parts, axis=0, out=self.grads[1])
-        if not self.need_input_grad:
+        if not keep:
             return None
         gx = np.empty(self._x.shape, self.dtype)
-        _ck.conv2d_bwd_input(g, self.weights[0], gx, self._geo)
+        _ck.conv2d_bwd_input(gm, self.weights[0], gx, self._geo)
         return gx
 
 
