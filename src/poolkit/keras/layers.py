@@ -30,6 +30,7 @@ from . import utils as _utils
 __all__ = [
     "Layer",
     "InputLayer",
+    "Input",
     "Conv2D",
     "MaxPooling1D",
     "MaxPooling2D",
@@ -300,6 +301,12 @@ class InputLayer(Layer):
 
     def forward(self, x, training=False):
         return x
+
+
+def Input(shape=None, batch_size=None, dtype=None, name=None) -> InputLayer:
+    """The input of a model: ``Sequential([Input(shape=(28, 28, 1)), ...])``. ``shape`` excludes
+    the batch dim."""
+    return InputLayer(shape=shape, batch_size=batch_size, dtype=dtype, name=name)
 
 
 # ------------------------------------------------------------------------------------------

@@ -17,14 +17,9 @@ from . import layers as _layers
 from . import losses as _losses
 from . import optimizers as _optimizers
 from . import utils as _utils
+from .layers import Input
 
 __all__ = ["Sequential", "Input", "load_model"]
-
-
-def Input(shape=None, batch_size=None, dtype=None, name=None) -> _layers.InputLayer:
-    """The input of a model: ``Sequential([Input(shape=(28, 28, 1)), ...])``. ``shape`` excludes
-    the batch dim."""
-    return _layers.InputLayer(shape=shape, batch_size=batch_size, dtype=dtype, name=name)
 
 
 def _verbose(verbose) -> int:
