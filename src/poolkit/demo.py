@@ -14,13 +14,13 @@ import json
 import numbers
 import os
 import sys
-import tempfile
 import time
 
 import numpy as np
 
 from . import ops as _ops
 from . import shapes as _shapes
+from .keras.saving import atomic_write
 
 __all__ = ["run_demo", "run_train", "build_model", "load_dataset", "feature_map_figure",
            "pick_threads", "DATASETS"]
@@ -146,35 +146,11 @@ def feature_map_figure(model, image, *, label=None, predicted=None, max_maps: in
 
 
 # ------------------------------------------------------------------------------------------
-# Atomic writes.
-
-
-def _atomic_write(path: str, write) -> None:
-    d = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp", dir=d)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o666 & ~_umask())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-
-
-def _umask() -> int:
-    m = os.umask(0)
-    os.umask(m)
-    return m
+# metrics.json (written atomically, like the model and the figure).
 
 
 def _write_json(path: str, obj) -> None:
-    _atomic_write(path, lambda f: f.write(json.dumps(obj, indent=2).encode("utf-8")))
+    atomic_write(path, lambda f: f.write(json.dumps(obj, indent=2).encode("utf-8")))
 
 
 # ------------------------------------------------------------------------------------------
@@ -282,7 +258,7 @@ def run_train(dataset: str = "mnist-sample", pool: str = "max", pool_size=2, str
                                  predicted=int(probs[0].argmax()))
         import matplotlib.pyplot as plt
 
-        _atomic_write(fig_path, lambda f: fig.savefig(f, format="png", dpi=100))
+        atomic_write(fig_path, lambda f: fig.savefig(f, format="png", dpi=100))
         plt.close(fig)
     metrics = {
         "dataset": dataset,

@@ -27,7 +27,7 @@ from . import layers as _layers
 from . import losses as _losses
 from . import optimizers as _optimizers
 
-__all__ = ["save_model", "load_model", "FORMAT", "VERSION"]
+__all__ = ["save_model", "load_model", "atomic_write", "FORMAT", "VERSION"]
 
 FORMAT = "poolkit.keras"
 VERSION = 1
@@ -54,22 +54,32 @@ def save_model(model, filepath) -> None:
                         "dtype": w.dtype.name})
     config = {"format": FORMAT, "version": VERSION, "model": model.get_config(),
               "compile": _compile_config(model), "weights": entries}
+    def write(f):
+        with zipfile.ZipFile(f, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+            zf.writestr("config.json", json.dumps(config, indent=1))
+            for entry, w in zip(entries, weights, strict=True):
+                buf = io.BytesIO()
+                np.save(buf, np.ascontiguousarray(w), allow_pickle=False)
+                zf.writestr(entry["file"], buf.getvalue())
+
+    atomic_write(path, write)
+
+
+def atomic_write(path: str, write) -> None:
+    """Call ``write(binary_file)`` on a temporary file in ``path``'s directory, fsync it and
+    rename it over ``path``; on any error the temporary file is removed and ``path`` is left as
+    it was. The file gets the permissions ``open()`` would give (mkstemp's are 0600)."""
     directory = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp",
                                dir=directory)
     try:
         with os.fdopen(fd, "wb") as f:
-            with zipfile.ZipFile(f, "w", compression=zipfile.ZIP_DEFLATED) as zf:
-                zf.writestr("config.json", json.dumps(config, indent=1))
-                for entry, w in zip(entries, weights, strict=True):
-                    buf = io.BytesIO()
-                    np.save(buf, np.ascontiguousarray(w), allow_pickle=False)
-                    zf.writestr(entry["file"], buf.getvalue())
+            write(f)
             f.flush()
             os.fsync(f.fileno())
         umask = os.umask(0)
         os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600 files; save like open() would
+        os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, path)
     except BaseException:
         try:
