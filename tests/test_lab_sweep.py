@@ -48,7 +48,7 @@ def _fake_train(calls, fail_on=None):
         return {"kind": variant.kind, "pool_size": variant.pool_size,
                 "strides": variant.strides, "feature_map": "1x1x1", "params": 1, "macs": 2,
                 "train_accuracy": 0.5, "test_accuracy": 0.25, "gap": 0.25,
-                "consistency": 1.0, "epoch_seconds": 0.1}
+                "consistency": 1.0, "consistency_1px": 1.0, "epoch_seconds": 0.1}
     return train
 
 
@@ -89,7 +89,7 @@ def test_foreign_csv_is_not_touched(tmp_path):
 
 def test_real_sweep_of_two_variants_and_cli(tmp_path, capsys):
     path = tmp_path / "out" / "sweep.csv"
-    rc = cli.main(["sweep", "--epochs", "1", "--limit", "64", "--kinds", "none", "max",
+    rc = cli.main(["sweep", "--epochs", "2", "--limit", "64", "--kinds", "none", "max",
                    "--consistency-images", "40", "--csv", str(path), "--quiet"])
     assert rc == 0
     with open(path, newline="") as f:
@@ -101,8 +101,9 @@ def test_real_sweep_of_two_variants_and_cli(tmp_path, capsys):
         t = sweep.typed(r)
         assert 0 <= t["test_accuracy"] <= 1 and 0 <= t["train_accuracy"] <= 1
         assert t["gap"] == pytest.approx(t["train_accuracy"] - t["test_accuracy"], abs=1e-5)
-        assert 0 <= t["consistency"] <= 1 and t["epoch_seconds"] > 0
-        assert t["limit"] == 64 and t["epochs"] == 1
+        assert 0 <= t["consistency"] <= 1 and 0 <= t["consistency_1px"] <= 1
+        assert t["epoch_seconds"] > 0
+        assert t["limit"] == 64 and t["epochs"] == 2
         # Test accuracy is a multiple of 1/2000 (the whole embedded test set).
         assert t["test_accuracy"] * 2000 == pytest.approx(round(t["test_accuracy"] * 2000))
     assert sweep.typed(rows[1])["params"] == 54410 and rows[1]["feature_map"] == "13x13x32"
@@ -114,7 +115,7 @@ def test_real_sweep_of_two_variants_and_cli(tmp_path, capsys):
     out = capsys.readouterr()
     assert "max 2/2" in out.out and "[2/2]" in out.err
     # Rerun: both skipped.
-    assert cli.main(["sweep", "--epochs", "1", "--limit", "64", "--kinds", "none", "max",
+    assert cli.main(["sweep", "--epochs", "2", "--limit", "64", "--kinds", "none", "max",
                      "--consistency-images", "40", "--csv", str(path), "--quiet"]) == 0
     assert capsys.readouterr().err.count("skipped") == 2
 

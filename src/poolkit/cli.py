@@ -151,6 +151,8 @@ def _parser() -> argparse.ArgumentParser:
     sp.add_argument("--plot", default=None, help="default: the CSV's path with .png")
     sp.add_argument("--fresh", action="store_true",
                     help="replace the CSV instead of skipping variants already in it")
+    sp.add_argument("--threads", type=pos_int, default=None,
+                    help="Numba threads (default: all, or 1 if the machine is busy)")
     sp.add_argument("--quiet", action="store_true", help="no per-batch progress bar")
     sp.set_defaults(func=lab.sweep_cmd)
     # <<< lab

@@ -65,13 +65,14 @@ def sweep_cmd(args) -> int:
     rows = sweep.run_sweep(variants, args.csv, args.dataset, args.epochs, args.limit,
                            args.batch_size, args.seed, resume=not args.fresh,
                            consistency_images=args.consistency_images,
-                           verbose=0 if args.quiet else 1)
+                           verbose=0 if args.quiet else 1,
+                           threads="auto" if args.threads is None else args.threads)
     rows = [sweep.typed(r) for r in rows]
     print(shapes_table.format_table(
         rows, ("variant", "feature_map", "params", "macs", "train_accuracy", "test_accuracy",
-               "gap", "consistency", "epoch_seconds"),
+               "gap", "consistency_1px", "consistency", "epoch_seconds"),
         headers=("variant", "feature map", "params", "MACs", "train acc", "test acc", "gap",
-                 "consistency", "s/epoch")))
+                 "consist. 1px", "consist. 4px", "s/epoch")))
     plot = args.plot or os.path.splitext(args.csv)[0] + ".png"
     limit = f", first {args.limit} examples" if args.limit else ""
     figures.save_figure(sweep.sweep_figure(

@@ -59,7 +59,9 @@ SWEEP_COLUMNS = KEY_COLUMNS + (
     "test_accuracy",
     "gap",
     "consistency",
+    "consistency_1px",
     "epoch_seconds",
+    "threads",
 )
 
 
@@ -162,10 +164,11 @@ def train_variant(variant: Variant, data, epochs: int = 1, batch_size: int = 32,
     Returns the non-key columns of :data:`SWEEP_COLUMNS`: ``train_accuracy`` and
     ``test_accuracy`` (``model.evaluate`` after training, so the gap is not blurred by the
     running average during the epoch), ``gap`` = train - test, ``params``, ``macs``
-    (multiply-adds per sample), ``epoch_seconds`` (wall time of ``fit`` / epochs, after a
-    warm-up fit on two examples so JIT compilation is not counted),
-    ``feature_map`` (the map entering Flatten) and ``consistency`` (:func:`shift_consistency`
-    on the first ``consistency_images`` test images, seed ``seed``).
+    (multiply-adds per sample), ``epoch_seconds`` (median wall time of one epoch of ``fit``,
+    after a warm-up fit on two examples so JIT compilation is not counted), ``feature_map``
+    (the map entering Flatten), ``consistency`` (:func:`shift_consistency` on the first
+    ``consistency_images`` test images, seed ``seed``: zero-pad 4, i.e. 28x28 crops of 36x36,
+    shifts of up to 4 px) and ``consistency_1px`` (the same with pad 1: shifts of up to 1 px).
     """
     from .. import keras
 
@@ -177,14 +180,19 @@ def train_variant(variant: Variant, data, epochs: int = 1, batch_size: int = 32,
     warm.predict(xt[:2], verbose=0)
     keras.utils.set_random_seed(seed)
     model = build_model(variant, x.shape[1:])
-    t0 = time.perf_counter()
-    model.fit(x, y, batch_size=batch_size, epochs=epochs, verbose=verbose)
-    seconds = (time.perf_counter() - t0) / max(epochs, 1)
+    times = []
+    for e in range(epochs):  # one fit call per epoch, to take the median epoch time
+        t0 = time.perf_counter()
+        model.fit(x, y, batch_size=batch_size, epochs=e + 1, initial_epoch=e, verbose=verbose)
+        times.append(time.perf_counter() - t0)
     train_acc = float(model.evaluate(x, y, batch_size=256, verbose=0)[1])
     test_acc = float(model.evaluate(xt, yt, batch_size=256, verbose=0)[1])
     n = min(consistency_images, len(xt))
-    cons = shift_consistency(lambda a: model.predict(a, batch_size=256, verbose=0), xt[:n],
-                             seed=seed)
+    def predict(a):
+        return model.predict(a, batch_size=256, verbose=0)
+
+    cons = shift_consistency(predict, xt[:n], pad=4, seed=seed)
+    cons1 = shift_consistency(predict, xt[:n], pad=1, seed=seed)
     return {
         "kind": variant.kind,
         "pool_size": variant.pool_size,
@@ -196,7 +204,8 @@ def train_variant(variant: Variant, data, epochs: int = 1, batch_size: int = 32,
         "test_accuracy": test_acc,
         "gap": train_acc - test_acc,
         "consistency": cons,
-        "epoch_seconds": seconds,
+        "consistency_1px": cons1,
+        "epoch_seconds": float(np.median(times)),
     }
 
 
@@ -237,8 +246,10 @@ def _write_atomic(path: str, rows: list[dict]) -> None:
         raise
 
 
-_INT_COLUMNS = ("epochs", "limit", "batch_size", "seed", "pool_size", "strides", "params", "macs")
-_FLOAT_COLUMNS = ("train_accuracy", "test_accuracy", "gap", "consistency", "epoch_seconds")
+_INT_COLUMNS = ("epochs", "limit", "batch_size", "seed", "pool_size", "strides", "params", "macs",
+                "threads")
+_FLOAT_COLUMNS = ("train_accuracy", "test_accuracy", "gap", "consistency", "consistency_1px",
+                  "epoch_seconds")
 
 
 def typed(row: dict) -> dict:
@@ -279,6 +290,7 @@ def run_sweep(
     train_fn: Callable[..., dict] = train_variant,
     log: Callable[[str], None] | None = None,
     verbose: int = 0,
+    threads="auto",
 ) -> list[dict]:
     """Train and measure every variant, writing the CSV after each one; returns this sweep's rows
     (one per variant, in order, as dicts of strings as read back from the CSV).
@@ -288,7 +300,25 @@ def run_sweep(
     batch_size, seed) is already in the CSV is not retrained; without it the CSV is replaced.
     ``data`` overrides loading ``dataset`` (same format as :func:`load_dataset`); ``train_fn``
     (same signature as :func:`train_variant`) and ``log`` (default: print to stderr) are hooks.
+    ``threads``: Numba threads for the whole sweep (chosen once, so every variant gets the
+    same; "auto" = :func:`poolkit.demo.pick_threads`: 1 on a busy machine), kept in the CSV.
     """
+    import numba
+
+    from ..demo import pick_threads
+
+    n_threads = pick_threads(threads)
+    old_threads = numba.get_num_threads()
+    numba.set_num_threads(n_threads)
+    try:
+        return _run(variants, csv_path, dataset, epochs, limit, batch_size, seed, resume,
+                    consistency_images, data, train_fn, log, verbose, n_threads)
+    finally:
+        numba.set_num_threads(old_threads)
+
+
+def _run(variants, csv_path, dataset, epochs, limit, batch_size, seed, resume,
+         consistency_images, data, train_fn, log, verbose, n_threads) -> list[dict]:
     if not isinstance(epochs, int) or isinstance(epochs, bool) or epochs < 1:
         raise ValueError(f"epochs must be a positive int, got {epochs!r}")
     if limit is not None and (not isinstance(limit, int) or limit < 1):
@@ -323,14 +353,15 @@ def run_sweep(
         t0 = time.perf_counter()
         row = {**base, **train_fn(v, ((x, y), test), epochs=epochs, batch_size=batch_size,
                                   seed=seed, consistency_images=consistency_images,
-                                  verbose=verbose)}
+                                  verbose=verbose), "threads": n_threads}
         done.append(row)
         by_key[key] = row
         _write_atomic(path, done)
         stored = {c: str(_csv_value(row.get(c))) for c in SWEEP_COLUMNS}
         results.append(stored)
         log(f"[{i}/{len(variants)}] {v.name}: test {row['test_accuracy']:.4f}, train "
-            f"{row['train_accuracy']:.4f}, consistency {row['consistency']:.3f}, "
+            f"{row['train_accuracy']:.4f}, consistency {row['consistency']:.3f} (4 px), "
+            f"{row['consistency_1px']:.3f} (1 px), "
             f"{row['epoch_seconds']:.1f} s/epoch ({time.perf_counter() - t0:.0f} s in all)")
     return results
 
@@ -343,7 +374,8 @@ def sweep_figure(rows: Sequence[dict], title: str | None = None):
     plt = _mpl()
     names = [r["variant"] for r in rows]
     f = {c: np.array([float(r[c]) for r in rows]) for c in
-         ("train_accuracy", "test_accuracy", "consistency", "epoch_seconds", "macs", "params")}
+         ("train_accuracy", "test_accuracy", "consistency", "consistency_1px", "epoch_seconds",
+          "macs", "params")}
     pos = np.arange(len(rows))
     fig, axes = plt.subplots(1, 3, figsize=(max(10.0, 1.3 * len(rows) * 3), 4.2),
                              layout="constrained")
@@ -357,11 +389,14 @@ def sweep_figure(rows: Sequence[dict], title: str | None = None):
     ax.set_title("train and test accuracy (gap = overfitting)")
     ax.legend(loc="upper center", ncols=2, fontsize=8)
     ax = axes[1]
-    ax.bar(pos, f["consistency"], 0.6, color="#31a354")
-    for p, v in zip(pos, f["consistency"], strict=True):
-        ax.text(p, v, f"{v:.3f}", ha="center", va="bottom", fontsize=7)
-    ax.set_ylim(max(0.0, f["consistency"].min() - 0.1), 1.03)
-    ax.set_title("shift consistency (same class\nfor two random shifts)")
+    ax.bar(pos - 0.2, f["consistency_1px"], 0.4, label="shifts <= 1 px", color="#a1d99b")
+    ax.bar(pos + 0.2, f["consistency"], 0.4, label="shifts <= 4 px", color="#31a354")
+    for p, v1, v4 in zip(pos, f["consistency_1px"], f["consistency"], strict=True):
+        ax.text(p - 0.2, v1, f"{v1:.2f}", ha="center", va="bottom", fontsize=7)
+        ax.text(p + 0.2, v4, f"{v4:.2f}", ha="center", va="bottom", fontsize=7)
+    ax.set_ylim(0.0, 1.12)
+    ax.legend(loc="upper center", ncols=2, fontsize=8)
+    ax.set_title("shift consistency: same class for\ntwo randomly shifted copies")
     ax = axes[2]
     ax.bar(pos, f["epoch_seconds"], 0.6, color="#fd8d3c")
     for p, sec, m, n in zip(pos, f["epoch_seconds"], f["macs"], f["params"], strict=True):
