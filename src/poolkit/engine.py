@@ -155,12 +155,12 @@ def _kernel_view(x: np.ndarray, channels_last: bool):
 
 
 def _lift_array(v: np.ndarray, cl: bool) -> np.ndarray:
-    """C-contiguous (N, C, *sp) -> (N*C, D, H, W); (N, *sp, C) -> (N, D, H, W, C)."""
+    """C-contiguous (N, C, *sp) -> (N*C, D, H, W, 1); (N, *sp, C) -> (N, D, H, W, C)."""
     if cl:
         sp = v.shape[1:-1]
         return v.reshape((v.shape[0],) + (1,) * (3 - len(sp)) + sp + (v.shape[-1],))
     sp = v.shape[2:]
-    return v.reshape((v.shape[0] * v.shape[1],) + (1,) * (3 - len(sp)) + sp)
+    return v.reshape((v.shape[0] * v.shape[1],) + (1,) * (3 - len(sp)) + sp + (1,))
 
 
 def _out_shape(v_shape: tuple, spec: PoolSpec, cl: bool) -> tuple:
@@ -217,15 +217,12 @@ def pool(
             geo, lo, hi, first, _, _ = _tables(spec)
             init = _init_value(dt)
             if return_indices:
-                i3 = _lift_array(idx, cl)
-                (_max.max_fwd_idx_cl if cl else _max.max_fwd_idx_cf)(
-                    x3, o3, i3, init, geo, lo, hi, first
-                )
+                _max.max_fwd_idx(x3, o3, _lift_array(idx, cl), init, geo, lo, hi, first)
             else:
-                (_max.max_fwd_cl if cl else _max.max_fwd_cf)(x3, o3, init, geo, lo, hi)
+                _max.max_fwd(x3, o3, init, geo, lo, hi)
         elif mode == "avg":
             geo, lo, hi, _, _, cnt = _tables(spec, dt)
-            (_avg.avg_fwd_cl if cl else _avg.avg_fwd_cf)(x3, o3, geo, lo, hi, cnt)
+            _avg.avg_fwd(x3, o3, geo, lo, hi, cnt)
         else:
             raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
     if out.dtype != x.dtype:
@@ -268,12 +265,10 @@ def pool_backward(
         if mode == "max":
             geo, lo, hi, first, valid, _ = _tables(spec)
             x3 = _lift_array(v, cl)
-            (_max.max_bwd_cl if cl else _max.max_bwd_cf)(
-                x3, g3, gx3, _init_value(dt), geo, lo, hi, first, valid
-            )
+            _max.max_bwd(x3, g3, gx3, _init_value(dt), geo, lo, hi, first, valid)
         elif mode == "avg":
             geo, lo, hi, _, _, cnt = _tables(spec, dt)
-            (_avg.avg_bwd_cl if cl else _avg.avg_bwd_cf)(g3, gx3, geo, lo, hi, cnt)
+            _avg.avg_bwd(g3, gx3, geo, lo, hi, cnt)
         else:
             raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
     else:

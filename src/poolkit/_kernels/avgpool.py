@@ -1,142 +1,124 @@
 """Average pooling kernels, forward beside backward.
 
-Sums run in the accumulator dtype of ``out`` (float32 for float16/float32 input, float64 for
-float64), starting at zero and adding a window's cells in row-major order as PyTorch does; a
-window's divisor is ``cnt[0, od] * cnt[1, oh] * cnt[2, ow]``, held in the accumulator dtype (small
-integers, so exact) so that the division rounds once, as PyTorch's does. Loops run
-window offset outside and output column (or channel) inside, like the max kernels.
+Arrays are (N, D, H, W, C), C-contiguous (channels-first arrives as (N*C, D, H, W, 1)). Sums run
+in the dtype of ``out`` (float32 for float16/float32 input, float64 for float64), starting at
+zero and adding a window's cells in row-major order, as PyTorch does. A window's divisor is
+``cnt[0, od] * cnt[1, oh] * cnt[2, ow]``, held in the accumulator dtype (small integers, exact),
+so the one division rounds as PyTorch's does.
 """
 
+import numpy as np
 from numba import njit, prange
 
+from .rows import chunk_bounds, num_chunks, window_rows
 
-@njit(cache=True, parallel=True, boundscheck=False)
-def avg_fwd_cf(x, out, geo, lo, hi, cnt):
-    P, D, H, W = x.shape
+
+@njit(cache=True, boundscheck=False)
+def _avg_chunk(x, out, t0, t1, geo, lo, hi, cnt, K, S, C):
+    """Output rows t0..t1 (flat over N, OD, OH): sums in row-major window order, then the
+    division. Window rows are added in pairs so one pass over the columns serves two rows."""
+    D, H, W = x.shape[1], x.shape[2], x.shape[3]
     OD, OH, OW = out.shape[1], out.shape[2], out.shape[3]
-    kd, sd, pd = geo[0, 0], geo[0, 1], geo[0, 3]
-    kh, sh, ph = geo[1, 0], geo[1, 1], geo[1, 3]
-    kw, sw, pw = geo[2, 0], geo[2, 1], geo[2, 3]
-    for p in prange(P):
-        for od in range(OD):
-            for oh in range(OH):
-                orow = out[p, od, oh]
-                for ow in range(OW):
-                    orow[ow] = 0
-                for jd in range(kd):
-                    if od < lo[0, jd] or od >= hi[0, jd]:
-                        continue
-                    i_d = od * sd - pd + jd
-                    for jh in range(kh):
-                        if oh < lo[1, jh] or oh >= hi[1, jh]:
-                            continue
-                        xrow = x[p, i_d, oh * sh - ph + jh]
-                        for jw in range(kw):
-                            off = jw - pw
-                            for ow in range(lo[2, jw], hi[2, jw]):
-                                orow[ow] += xrow[ow * sw + off]
-                c = cnt[0, od] * cnt[1, oh]
-                for ow in range(OW):
-                    orow[ow] = orow[ow] / (c * cnt[2, ow])
-    return out
-
-
-@njit(cache=True, parallel=True, boundscheck=False)
-def avg_bwd_cf(g, gx, geo, lo, hi, cnt):
-    """gx = sum over windows of g / divisor on each in-bounds cell; planes are independent."""
-    P, D, H, W = gx.shape
-    OD, OH, OW = g.shape[1], g.shape[2], g.shape[3]
-    kd, sd, pd = geo[0, 0], geo[0, 1], geo[0, 3]
-    kh, sh, ph = geo[1, 0], geo[1, 1], geo[1, 3]
-    kw, sw, pw = geo[2, 0], geo[2, 1], geo[2, 3]
-    for p in prange(P):
-        plane = gx[p].reshape(D * H * W)
-        plane[:] = 0
-        for od in range(OD):
-            for oh in range(OH):
-                grow = g[p, od, oh]
-                c = cnt[0, od] * cnt[1, oh]
-                for jd in range(kd):
-                    if od < lo[0, jd] or od >= hi[0, jd]:
-                        continue
-                    i_d = od * sd - pd + jd
-                    for jh in range(kh):
-                        if oh < lo[1, jh] or oh >= hi[1, jh]:
-                            continue
-                        gxrow = gx[p, i_d, oh * sh - ph + jh]
-                        for jw in range(kw):
-                            off = jw - pw
-                            for ow in range(lo[2, jw], hi[2, jw]):
-                                gxrow[ow * sw + off] += grow[ow] / (c * cnt[2, ow])
-    return gx
-
-
-@njit(cache=True, parallel=True, boundscheck=False)
-def avg_fwd_cl(x, out, geo, lo, hi, cnt):
-    N, D, H, W, C = x.shape
-    OD, OH, OW = out.shape[1], out.shape[2], out.shape[3]
-    kd, sd, pd = geo[0, 0], geo[0, 1], geo[0, 3]
-    kh, sh, ph = geo[1, 0], geo[1, 1], geo[1, 3]
-    kw, sw, pw = geo[2, 0], geo[2, 1], geo[2, 3]
-    for t in prange(N * OD * OH):
+    pw, a, b = geo[2, 3], geo[2, 4], geo[2, 5]
+    n_in = max(b - a, 0)
+    rows = np.empty(geo[0, 0] * geo[1, 0], np.int64)
+    for t in range(t0, t1):
         n = t // (OD * OH)
         od = (t // OH) % OD
         oh = t % OH
-        for ow in range(OW):
-            o = out[n, od, oh, ow]
-            for c in range(C):
-                o[c] = 0
-        for jd in range(kd):
-            if od < lo[0, jd] or od >= hi[0, jd]:
-                continue
-            i_d = od * sd - pd + jd
-            for jh in range(kh):
-                if oh < lo[1, jh] or oh >= hi[1, jh]:
+        xs = x[n].reshape(D * H * W * C)
+        orow = out[n, od, oh].reshape(OW * C)
+        orow[:] = 0
+        o = orow[a * C :]
+        nr = window_rows(od, oh, geo, lo, hi, H, W, rows)
+        for g in range(0, nr, 2):
+            x0 = xs[(rows[g] + a * S - pw) * C :]
+            if g + 1 < nr:
+                x1 = xs[(rows[g + 1] + a * S - pw) * C :]
+                for ow in range(n_in):
+                    for c in range(C):
+                        acc = o[ow * C + c]
+                        for j in range(K):
+                            acc += x0[(ow * S + j) * C + c]
+                        for j in range(K):
+                            acc += x1[(ow * S + j) * C + c]
+                        o[ow * C + c] = acc
+            else:
+                for ow in range(n_in):
+                    for c in range(C):
+                        acc = o[ow * C + c]
+                        for j in range(K):
+                            acc += x0[(ow * S + j) * C + c]
+                        o[ow * C + c] = acc
+            for ow in range(OW):
+                if a <= ow < b:
                     continue
-                i_h = oh * sh - ph + jh
-                for jw in range(kw):
-                    off = jw - pw
-                    for ow in range(lo[2, jw], hi[2, jw]):
-                        xv = x[n, i_d, i_h, ow * sw + off]
-                        o = out[n, od, oh, ow]
-                        for c in range(C):
-                            o[c] += xv[c]
-        cdh = cnt[0, od] * cnt[1, oh]
+                start = ow * S - pw
+                for r in range(g, min(g + 2, nr)):
+                    for j in range(K):
+                        if 0 <= start + j < W:
+                            for c in range(C):
+                                orow[ow * C + c] += xs[(rows[r] + start + j) * C + c]
+        c0 = cnt[0, od] * cnt[1, oh]
         for ow in range(OW):
-            div = cdh * cnt[2, ow]
-            o = out[n, od, oh, ow]
+            div = c0 * cnt[2, ow]
             for c in range(C):
-                o[c] = o[c] / div
+                orow[ow * C + c] = orow[ow * C + c] / div
+
+
+@njit(cache=True, boundscheck=False)
+def _avg_chunk_any(x, out, t0, t1, geo, lo, hi, cnt):
+    # Literal window width, stride and channel count for the common cases (see maxpool.py).
+    kw, sw, C = geo[2, 0], geo[2, 1], x.shape[4]
+    if C == 1:
+        if kw == 2 and sw == 2:
+            return _avg_chunk(x, out, t0, t1, geo, lo, hi, cnt, 2, 2, 1)
+        if kw == 3 and sw == 2:
+            return _avg_chunk(x, out, t0, t1, geo, lo, hi, cnt, 3, 2, 1)
+        return _avg_chunk(x, out, t0, t1, geo, lo, hi, cnt, kw, sw, 1)
+    if kw == 2 and sw == 2:
+        return _avg_chunk(x, out, t0, t1, geo, lo, hi, cnt, 2, 2, C)
+    return _avg_chunk(x, out, t0, t1, geo, lo, hi, cnt, kw, sw, C)
+
+
+@njit(cache=True, parallel=True)
+def avg_fwd(x, out, geo, lo, hi, cnt):
+    n_rows = out.shape[0] * out.shape[1] * out.shape[2]
+    n_chunks = num_chunks(n_rows)
+    for ch in prange(n_chunks):
+        t0, t1 = chunk_bounds(ch, n_chunks, n_rows)
+        _avg_chunk_any(x, out, t0, t1, geo, lo, hi, cnt)
     return out
 
 
 @njit(cache=True, parallel=True, boundscheck=False)
-def avg_bwd_cl(g, gx, geo, lo, hi, cnt):
+def avg_bwd(g, gx, geo, lo, hi, cnt):
+    """gx = sum over windows of g / divisor on each in-bounds cell. One sample (or plane) per
+    task, zeroed just before it is accumulated into: deterministic."""
     N, D, H, W, C = gx.shape
     OD, OH, OW = g.shape[1], g.shape[2], g.shape[3]
-    kd, sd, pd = geo[0, 0], geo[0, 1], geo[0, 3]
-    kh, sh, ph = geo[1, 0], geo[1, 1], geo[1, 3]
     kw, sw, pw = geo[2, 0], geo[2, 1], geo[2, 3]
     for n in prange(N):
-        sample = gx[n].reshape(D * H * W * C)
-        sample[:] = 0
+        gs = gx[n].reshape(D * H * W * C)
+        gs[:] = 0
+        rows = np.empty(geo[0, 0] * geo[1, 0], np.int64)
+        gdiv = np.empty(OW * C, gx.dtype)
         for od in range(OD):
             for oh in range(OH):
-                cdh = cnt[0, od] * cnt[1, oh]
-                for jd in range(kd):
-                    if od < lo[0, jd] or od >= hi[0, jd]:
-                        continue
-                    i_d = od * sd - pd + jd
-                    for jh in range(kh):
-                        if oh < lo[1, jh] or oh >= hi[1, jh]:
-                            continue
-                        i_h = oh * sh - ph + jh
-                        for jw in range(kw):
-                            off = jw - pw
-                            for ow in range(lo[2, jw], hi[2, jw]):
-                                div = cdh * cnt[2, ow]
-                                gv = g[n, od, oh, ow]
-                                gxv = gx[n, i_d, i_h, ow * sw + off]
+                c0 = cnt[0, od] * cnt[1, oh]
+                grow = g[n, od, oh].reshape(OW * C)
+                for ow in range(OW):
+                    div = c0 * cnt[2, ow]
+                    for c in range(C):
+                        gdiv[ow * C + c] = grow[ow * C + c] / div
+                nr = window_rows(od, oh, geo, lo, hi, H, W, rows)
+                for r in range(nr):
+                    ro = rows[r]
+                    for ow in range(OW):
+                        start = ow * sw - pw
+                        for j in range(kw):
+                            pos = start + j
+                            if 0 <= pos < W:
                                 for c in range(C):
-                                    gxv[c] += gv[c] / div
+                                    gs[(ro + pos) * C + c] += gdiv[ow * C + c]
     return gx

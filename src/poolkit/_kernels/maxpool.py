@@ -1,16 +1,24 @@
 """Max pooling kernels, forward beside backward.
 
-The update rule is PyTorch's: ``if v > m or v != v: m = v`` scanning each window in row-major
-order, so ties go to the first maximum and a NaN wins (the index points at the last NaN).
-Loops run window offset outside and output column inside: the inner loop walks one input row
-with a fixed stride, which LLVM vectorises, and each window offset's valid output range is
-precomputed so the inner loop has no bounds checks.
+Arrays are (N, D, H, W, C) and C-contiguous; a channels-first problem arrives as
+(N*C, D, H, W, 1), so one kernel serves both layouts.
+
+The rule is PyTorch's: scanning a window in row-major order, ``if v > m or v != v: m = v``, so
+ties go to the first maximum and a NaN wins (its index is the last NaN's). The kernels reduce
+window rows in pairs, each row left to right, and combine pairs in order; "last NaN, else first
+maximum" composes that way, so value and index equal the row-major scan. An odd last row is
+paired with itself, which changes neither.
+
+Speed: each parallel task handles a chunk of output rows in one call compiled for literal
+window width, stride, dilation and channel count (``_specialise``), so LLVM unrolls the window
+and vectorises the column (C == 1) or channel loop; interior columns need no bounds checks and
+their row views start at the first window, so no runtime offset blocks vectorisation.
 """
 
 import numpy as np
 from numba import njit, prange
 
-from .rows import window_rows
+from .rows import chunk_bounds, num_chunks, window_rows
 
 
 @njit(cache=True, inline="always")
@@ -19,291 +27,238 @@ def _better(v, m):
 
 
 @njit(cache=True, inline="always")
-def _hmax(xp, base, K, Dl):
-    m = xp[base]
+def _pair_max(x0, x1, col, K, Dl, C, c):
+    """Max over two window rows (views x0, x1) at columns col + j*Dl, channel c."""
+    m = x0[col * C + c]
     for j in range(1, K):
-        v = xp[base + j * Dl]
+        v = x0[(col + j * Dl) * C + c]
+        m = v if _better(v, m) else m
+    for j in range(K):
+        v = x1[(col + j * Dl) * C + c]
         m = v if _better(v, m) else m
     return m
 
 
 @njit(cache=True, inline="always")
-def _hargmax(xp, base, K, Dl):
-    m = xp[base]
-    i = base
+def _pair_argmax(x0, x1, s0, s1, col, K, Dl, C, c):
+    """Like _pair_max, also returning the flat spatial index (views start at s0, s1)."""
+    m = x0[col * C + c]
+    i = s0 + col
     for j in range(1, K):
-        v = xp[base + j * Dl]
+        v = x0[(col + j * Dl) * C + c]
         if _better(v, m):
             m = v
-            i = base + j * Dl
+            i = s0 + col + j * Dl
+    for j in range(K):
+        v = x1[(col + j * Dl) * C + c]
+        if _better(v, m):
+            m = v
+            i = s1 + col + j * Dl
     return m, i
 
 
 @njit(cache=True, inline="always")
-def _max_group(orow, xp, rows, g, nr, a, b, K, S, Dl, off, first):
-    """Interior columns [a, b) of an output row: max over rows[g:g+nr] (1 to 3 rows), each
-    row reduced horizontally first. Row by row, "last NaN else first maximum" composes, so
-    this equals the row-major scan. K, S, Dl are constants at the specialised call sites."""
-    o0 = rows[g] + off
-    if nr == 1:
-        if first:
-            for ow in range(a, b):
-                orow[ow] = _hmax(xp, o0 + ow * S, K, Dl)
-        else:
-            for ow in range(a, b):
-                v = _hmax(xp, o0 + ow * S, K, Dl)
-                orow[ow] = v if _better(v, orow[ow]) else orow[ow]
-    elif nr == 2:
-        o1 = rows[g + 1] + off
-        for ow in range(a, b):
-            m = _hmax(xp, o0 + ow * S, K, Dl)
-            v = _hmax(xp, o1 + ow * S, K, Dl)
-            m = v if _better(v, m) else m
-            if not first:
-                m = m if _better(m, orow[ow]) else orow[ow]
-            orow[ow] = m
-    else:
-        o1 = rows[g + 1] + off
-        o2 = rows[g + 2] + off
-        for ow in range(a, b):
-            m = _hmax(xp, o0 + ow * S, K, Dl)
-            v = _hmax(xp, o1 + ow * S, K, Dl)
-            m = v if _better(v, m) else m
-            v = _hmax(xp, o2 + ow * S, K, Dl)
-            m = v if _better(v, m) else m
-            if not first:
-                m = m if _better(m, orow[ow]) else orow[ow]
-            orow[ow] = m
-
-
-@njit(cache=True, boundscheck=False)
-def _max_rows(orow, xp, rows, g, nr, a, b, kw, sw, dw, pw, first):
-    # Constant window and stride let LLVM unroll the window and vectorise the column loop.
-    if dw == 1:
-        if kw == 2 and sw == 2:
-            return _max_group(orow, xp, rows, g, nr, a, b, 2, 2, 1, -pw, first)
-        if kw == 3 and sw == 2:
-            return _max_group(orow, xp, rows, g, nr, a, b, 3, 2, 1, -pw, first)
-        if kw == 3 and sw == 1:
-            return _max_group(orow, xp, rows, g, nr, a, b, 3, 1, 1, -pw, first)
-    return _max_group(orow, xp, rows, g, nr, a, b, kw, sw, dw, -pw, first)
-
-
-@njit(cache=True, inline="always")
-def _max_border(orow, xp, rows, g, nr, ow, W, kw, sw, dw, pw):
-    start = ow * sw - pw
+def _border(mrow, irow, xs, rows, g, nr, ow, W, K, S, Dl, pw, C, with_idx):
+    """Border column ow: cell by cell with bounds checks, rows[g:g+nr] in order."""
+    start = ow * S - pw
     for r in range(g, g + nr):
-        for j in range(kw):
-            pos = start + j * dw
+        for j in range(K):
+            pos = start + j * Dl
             if 0 <= pos < W:
-                v = xp[rows[r] + pos]
-                if _better(v, orow[ow]):
-                    orow[ow] = v
-
-
-@njit(cache=True, parallel=True, boundscheck=False)
-def max_fwd_cf(x, out, init, geo, lo, hi):
-    P, D, H, W = x.shape
-    OD, OH, OW = out.shape[1], out.shape[2], out.shape[3]
-    kw, sw, dw, pw, a, b = geo[2, 0], geo[2, 1], geo[2, 2], geo[2, 3], geo[2, 4], geo[2, 5]
-    for p in prange(P):
-        xp = x[p].reshape(D * H * W)
-        rows = np.empty(geo[0, 0] * geo[1, 0], np.int64)
-        for od in range(OD):
-            for oh in range(OH):
-                orow = out[p, od, oh]
-                n = window_rows(od, oh, geo, lo, hi, H, W, rows)
-                if n == 0:
-                    orow[:] = init
-                    continue
-                orow[:a] = init
-                orow[b:] = init
-                for g in range(0, n, 3):
-                    nr = min(3, n - g)
-                    _max_rows(orow, xp, rows, g, nr, a, b, kw, sw, dw, pw, g == 0)
-                    for ow in range(a):
-                        _max_border(orow, xp, rows, g, nr, ow, W, kw, sw, dw, pw)
-                    for ow in range(b, OW):
-                        _max_border(orow, xp, rows, g, nr, ow, W, kw, sw, dw, pw)
-    return out
+                for c in range(C):
+                    v = xs[(rows[r] + pos) * C + c]
+                    if _better(v, mrow[ow * C + c]):
+                        mrow[ow * C + c] = v
+                        if with_idx:
+                            irow[ow * C + c] = rows[r] + pos
 
 
 @njit(cache=True, boundscheck=False)
-def _argmax_row_cf(xp, od, oh, mrow, irow, rows, init, geo, lo, hi, first, H, W):
-    """Max and flat per-plane index of every window in output row (od, oh), torch's rule."""
-    kw, sw, dw, pw, a, b = geo[2, 0], geo[2, 1], geo[2, 2], geo[2, 3], geo[2, 4], geo[2, 5]
-    OW = mrow.shape[0]
-    n = window_rows(od, oh, geo, lo, hi, H, W, rows)
-    base = first[0, od] * H * W + first[1, oh] * W
-    for ow in range(OW):
-        mrow[ow] = init
-        irow[ow] = base + first[2, ow]
-    if n == 0:
-        return
-    off = -pw
-    for r in range(n):
-        ro = rows[r] + off
-        for ow in range(a, b):
-            v, i = _hargmax(xp, ro + ow * sw, kw, dw)
-            if _better(v, mrow[ow]):
-                mrow[ow] = v
-                irow[ow] = i
-        for ow in range(OW):
-            if a <= ow < b:
-                continue
-            start = ow * sw - pw
-            for j in range(kw):
-                pos = start + j * dw
-                if 0 <= pos < W:
-                    v = xp[rows[r] + pos]
-                    if _better(v, mrow[ow]):
-                        mrow[ow] = v
-                        irow[ow] = rows[r] + pos
-
-
-@njit(cache=True, parallel=True, boundscheck=False)
-def max_fwd_idx_cf(x, out, idx, init, geo, lo, hi, first):
-    P, D, H, W = x.shape
-    OD, OH = out.shape[1], out.shape[2]
-    for p in prange(P):
-        xp = x[p].reshape(D * H * W)
-        rows = np.empty(geo[0, 0] * geo[1, 0], np.int64)
-        for od in range(OD):
-            for oh in range(OH):
-                _argmax_row_cf(
-                    xp, od, oh, out[p, od, oh], idx[p, od, oh], rows, init, geo, lo, hi, first,
-                    H, W,
-                )
-    return out, idx
-
-
-@njit(cache=True, parallel=True, boundscheck=False)
-def max_bwd_cf(x, g, gx, init, geo, lo, hi, first, valid):
-    """gx[p] = scatter-add of g[p] at each window's argmax, in output row-major order (as torch).
-    Each plane is zeroed just before it is scattered into, while it sits in cache, so it goes
-    to memory once. ``valid[r, o]`` is 0 for a window with no in-bounds cell, whose gradient
-    goes nowhere."""
-    P, D, H, W = x.shape
-    OD, OH, OW = g.shape[1], g.shape[2], g.shape[3]
-    for p in prange(P):
-        xp = x[p].reshape(D * H * W)
-        rows = np.empty(geo[0, 0] * geo[1, 0], np.int64)
-        mrow = np.empty(OW, x.dtype)
-        irow = np.empty(OW, np.int64)
-        plane = gx[p].reshape(D * H * W)
-        plane[:] = 0
-        for od in range(OD):
-            for oh in range(OH):
-                if valid[0, od] == 0 or valid[1, oh] == 0:
-                    continue
-                _argmax_row_cf(xp, od, oh, mrow, irow, rows, init, geo, lo, hi, first, H, W)
-                grow = g[p, od, oh]
-                for ow in range(OW):
-                    if valid[2, ow] != 0:
-                        plane[irow[ow]] += grow[ow]
-    return gx
-
-
-@njit(cache=True, parallel=True, boundscheck=False)
-def max_fwd_cl(x, out, init, geo, lo, hi):
-    N, D, H, W, C = x.shape
+def _max_chunk(x, out, t0, t1, init, geo, lo, hi, K, S, Dl, C):
+    """Output rows t0..t1 (flat over N, OD, OH) of max pooling without indices."""
+    D, H, W = x.shape[1], x.shape[2], x.shape[3]
     OD, OH, OW = out.shape[1], out.shape[2], out.shape[3]
-    kd, sd, dd, pd = geo[0, 0], geo[0, 1], geo[0, 2], geo[0, 3]
-    kh, sh, dh, ph = geo[1, 0], geo[1, 1], geo[1, 2], geo[1, 3]
-    kw, sw, dw, pw = geo[2, 0], geo[2, 1], geo[2, 2], geo[2, 3]
-    for t in prange(N * OD * OH):
+    pw, a, b = geo[2, 3], geo[2, 4], geo[2, 5]
+    n_in = max(b - a, 0)
+    rows = np.empty(geo[0, 0] * geo[1, 0], np.int64)
+    dummy = np.empty(0, np.int64)
+    for t in range(t0, t1):
         n = t // (OD * OH)
         od = (t // OH) % OD
         oh = t % OH
-        for ow in range(OW):
-            o = out[n, od, oh, ow]
-            for c in range(C):
-                o[c] = init
-        for jd in range(kd):
-            if od < lo[0, jd] or od >= hi[0, jd]:
-                continue
-            i_d = od * sd - pd + jd * dd
-            for jh in range(kh):
-                if oh < lo[1, jh] or oh >= hi[1, jh]:
-                    continue
-                i_h = oh * sh - ph + jh * dh
-                for jw in range(kw):
-                    off = jw * dw - pw
-                    for ow in range(lo[2, jw], hi[2, jw]):
-                        xv = x[n, i_d, i_h, ow * sw + off]
-                        o = out[n, od, oh, ow]
-                        for c in range(C):
-                            v = xv[c]
-                            m = o[c]
-                            o[c] = v if (v > m or v != v) else m
-    return out
+        xs = x[n].reshape(D * H * W * C)
+        orow = out[n, od, oh].reshape(OW * C)
+        nr = window_rows(od, oh, geo, lo, hi, H, W, rows)
+        if nr == 0:
+            orow[:] = init
+            continue
+        orow[: a * C] = init
+        orow[b * C :] = init
+        o = orow[a * C :]
+        for g in range(0, nr, 2):
+            r1 = rows[g + 1] if g + 1 < nr else rows[g]
+            x0 = xs[(rows[g] + a * S - pw) * C :]
+            x1 = xs[(r1 + a * S - pw) * C :]
+            if g == 0:
+                for ow in range(n_in):
+                    for c in range(C):
+                        o[ow * C + c] = _pair_max(x0, x1, ow * S, K, Dl, C, c)
+            else:
+                for ow in range(n_in):
+                    for c in range(C):
+                        m = _pair_max(x0, x1, ow * S, K, Dl, C, c)
+                        p = o[ow * C + c]
+                        o[ow * C + c] = m if _better(m, p) else p
+            k = min(2, nr - g)
+            for ow in range(a):
+                _border(orow, dummy, xs, rows, g, k, ow, W, K, S, Dl, pw, C, False)
+            for ow in range(b, OW):
+                _border(orow, dummy, xs, rows, g, k, ow, W, K, S, Dl, pw, C, False)
 
 
-@njit(cache=True, boundscheck=False)
-def _argmax_row_cl(x, n, od, oh, mrow, irow, init, geo, lo, hi, first):
-    D, H, W, C = x.shape[1], x.shape[2], x.shape[3], x.shape[4]
-    kd, sd, dd, pd = geo[0, 0], geo[0, 1], geo[0, 2], geo[0, 3]
-    kh, sh, dh, ph = geo[1, 0], geo[1, 1], geo[1, 2], geo[1, 3]
-    kw, sw, dw, pw = geo[2, 0], geo[2, 1], geo[2, 2], geo[2, 3]
-    OW = mrow.shape[0]
+@njit(cache=True, inline="always")
+def _argmax_row(xs, od, oh, mrow, irow, rows, init, geo, lo, hi, first, H, W, K, S, Dl, C):
+    """Max and flat per-plane spatial index of every window of output row (od, oh)."""
+    pw, a, b = geo[2, 3], geo[2, 4], geo[2, 5]
+    OW = mrow.shape[0] // C
+    n_in = max(b - a, 0)
+    nr = window_rows(od, oh, geo, lo, hi, H, W, rows)
     base = first[0, od] * H * W + first[1, oh] * W
     for ow in range(OW):
         f = base + first[2, ow]
         for c in range(C):
-            mrow[ow, c] = init
-            irow[ow, c] = f
-    for jd in range(kd):
-        if od < lo[0, jd] or od >= hi[0, jd]:
-            continue
-        i_d = od * sd - pd + jd * dd
-        for jh in range(kh):
-            if oh < lo[1, jh] or oh >= hi[1, jh]:
-                continue
-            i_h = oh * sh - ph + jh * dh
-            rbase = (i_d * H + i_h) * W
-            for jw in range(kw):
-                off = jw * dw - pw
-                for ow in range(lo[2, jw], hi[2, jw]):
-                    iw = ow * sw + off
-                    xv = x[n, i_d, i_h, iw]
-                    for c in range(C):
-                        v = xv[c]
-                        if v > mrow[ow, c] or v != v:
-                            mrow[ow, c] = v
-                            irow[ow, c] = rbase + iw
+            mrow[ow * C + c] = init
+            irow[ow * C + c] = f
+    m_in = mrow[a * C :]
+    i_in = irow[a * C :]
+    for g in range(0, nr, 2):
+        r1 = rows[g + 1] if g + 1 < nr else rows[g]
+        s0 = rows[g] + a * S - pw
+        s1 = r1 + a * S - pw
+        x0 = xs[s0 * C :]
+        x1 = xs[s1 * C :]
+        for ow in range(n_in):
+            for c in range(C):
+                m, i = _pair_argmax(x0, x1, s0, s1, ow * S, K, Dl, C, c)
+                if _better(m, m_in[ow * C + c]):
+                    m_in[ow * C + c] = m
+                    i_in[ow * C + c] = i
+        k = min(2, nr - g)
+        for ow in range(a):
+            _border(mrow, irow, xs, rows, g, k, ow, W, K, S, Dl, pw, C, True)
+        for ow in range(b, OW):
+            _border(mrow, irow, xs, rows, g, k, ow, W, K, S, Dl, pw, C, True)
 
 
-@njit(cache=True, parallel=True, boundscheck=False)
-def max_fwd_idx_cl(x, out, idx, init, geo, lo, hi, first):
-    N = x.shape[0]
-    OD, OH = out.shape[1], out.shape[2]
-    for t in prange(N * OD * OH):
+@njit(cache=True, boundscheck=False)
+def _max_idx_chunk(x, out, idx, t0, t1, init, geo, lo, hi, first, K, S, Dl, C):
+    D, H, W = x.shape[1], x.shape[2], x.shape[3]
+    OD, OH, OW = out.shape[1], out.shape[2], out.shape[3]
+    rows = np.empty(geo[0, 0] * geo[1, 0], np.int64)
+    for t in range(t0, t1):
         n = t // (OD * OH)
         od = (t // OH) % OD
         oh = t % OH
-        _argmax_row_cl(x, n, od, oh, out[n, od, oh], idx[n, od, oh], init, geo, lo, hi, first)
+        _argmax_row(
+            x[n].reshape(D * H * W * C), od, oh, out[n, od, oh].reshape(OW * C),
+            idx[n, od, oh].reshape(OW * C), rows, init, geo, lo, hi, first, H, W, K, S, Dl, C,
+        )
+
+
+@njit(cache=True, boundscheck=False)
+def _max_bwd_sample(x, g, gx, n, init, geo, lo, hi, first, valid, K, S, Dl, C):
+    """gx[n] = scatter-add of g[n] at each window's argmax, in output row-major order (as
+    PyTorch does). The sample is zeroed just before its scatter, while it is in cache."""
+    D, H, W = x.shape[1], x.shape[2], x.shape[3]
+    OD, OH, OW = g.shape[1], g.shape[2], g.shape[3]
+    xs = x[n].reshape(D * H * W * C)
+    rows = np.empty(geo[0, 0] * geo[1, 0], np.int64)
+    mrow = np.empty(OW * C, x.dtype)
+    irow = np.empty(OW * C, np.int64)
+    gs = gx[n].reshape(D * H * W * C)
+    gs[:] = 0
+    for od in range(OD):
+        for oh in range(OH):
+            if valid[0, od] == 0 or valid[1, oh] == 0:
+                continue
+            _argmax_row(xs, od, oh, mrow, irow, rows, init, geo, lo, hi, first, H, W, K, S, Dl, C)
+            grow = g[n, od, oh].reshape(OW * C)
+            for ow in range(OW):
+                if valid[2, ow] == 0:
+                    continue
+                for c in range(C):
+                    gs[irow[ow * C + c] * C + c] += grow[ow * C + c]
+
+
+# The specialisations: literal (window width, stride, dilation, channels) for the common
+# 2-D cases; anything else runs the same code with runtime values.
+@njit(cache=True, boundscheck=False)
+def _max_chunk_any(x, out, t0, t1, init, geo, lo, hi):
+    kw, sw, dw, C = geo[2, 0], geo[2, 1], geo[2, 2], x.shape[4]
+    if dw == 1:
+        if C == 1:
+            if kw == 2 and sw == 2:
+                return _max_chunk(x, out, t0, t1, init, geo, lo, hi, 2, 2, 1, 1)
+            if kw == 3 and sw == 2:
+                return _max_chunk(x, out, t0, t1, init, geo, lo, hi, 3, 2, 1, 1)
+            if kw == 3 and sw == 1:
+                return _max_chunk(x, out, t0, t1, init, geo, lo, hi, 3, 1, 1, 1)
+            return _max_chunk(x, out, t0, t1, init, geo, lo, hi, kw, sw, 1, 1)
+        if kw == 2 and sw == 2:
+            return _max_chunk(x, out, t0, t1, init, geo, lo, hi, 2, 2, 1, C)
+        if kw == 3 and sw == 2:
+            return _max_chunk(x, out, t0, t1, init, geo, lo, hi, 3, 2, 1, C)
+    return _max_chunk(x, out, t0, t1, init, geo, lo, hi, kw, sw, dw, C)
+
+
+@njit(cache=True, boundscheck=False)
+def _max_idx_chunk_any(x, out, idx, t0, t1, init, geo, lo, hi, first):
+    kw, sw, dw, C = geo[2, 0], geo[2, 1], geo[2, 2], x.shape[4]
+    if dw == 1 and kw == 2 and sw == 2:
+        if C == 1:
+            return _max_idx_chunk(x, out, idx, t0, t1, init, geo, lo, hi, first, 2, 2, 1, 1)
+        return _max_idx_chunk(x, out, idx, t0, t1, init, geo, lo, hi, first, 2, 2, 1, C)
+    return _max_idx_chunk(x, out, idx, t0, t1, init, geo, lo, hi, first, kw, sw, dw, C)
+
+
+@njit(cache=True, boundscheck=False)
+def _max_bwd_sample_any(x, g, gx, n, init, geo, lo, hi, first, valid):
+    kw, sw, dw, C = geo[2, 0], geo[2, 1], geo[2, 2], x.shape[4]
+    if dw == 1 and kw == 2 and sw == 2:
+        if C == 1:
+            return _max_bwd_sample(x, g, gx, n, init, geo, lo, hi, first, valid, 2, 2, 1, 1)
+        return _max_bwd_sample(x, g, gx, n, init, geo, lo, hi, first, valid, 2, 2, 1, C)
+    return _max_bwd_sample(x, g, gx, n, init, geo, lo, hi, first, valid, kw, sw, dw, C)
+
+
+# Entry points (see engine.py).
+
+
+@njit(cache=True, parallel=True)
+def max_fwd(x, out, init, geo, lo, hi):
+    n_rows = out.shape[0] * out.shape[1] * out.shape[2]
+    n_chunks = num_chunks(n_rows)
+    for ch in prange(n_chunks):
+        t0, t1 = chunk_bounds(ch, n_chunks, n_rows)
+        _max_chunk_any(x, out, t0, t1, init, geo, lo, hi)
+    return out
+
+
+@njit(cache=True, parallel=True)
+def max_fwd_idx(x, out, idx, init, geo, lo, hi, first):
+    n_rows = out.shape[0] * out.shape[1] * out.shape[2]
+    n_chunks = num_chunks(n_rows)
+    for ch in prange(n_chunks):
+        t0, t1 = chunk_bounds(ch, n_chunks, n_rows)
+        _max_idx_chunk_any(x, out, idx, t0, t1, init, geo, lo, hi, first)
     return out, idx
 
 
-@njit(cache=True, parallel=True, boundscheck=False)
-def max_bwd_cl(x, g, gx, init, geo, lo, hi, first, valid):
-    """Channels-last twin of max_bwd_cf; one sample per task, scattered in output order."""
-    N, D, H, W, C = x.shape
-    OD, OH, OW = g.shape[1], g.shape[2], g.shape[3]
-    for n in prange(N):
-        mrow = np.empty((OW, C), x.dtype)
-        irow = np.empty((OW, C), np.int64)
-        sample = gx[n].reshape((D * H * W, C))
-        sample[:, :] = 0
-        for od in range(OD):
-            for oh in range(OH):
-                if valid[0, od] == 0 or valid[1, oh] == 0:
-                    continue
-                _argmax_row_cl(x, n, od, oh, mrow, irow, init, geo, lo, hi, first)
-                for ow in range(OW):
-                    if valid[2, ow] == 0:
-                        continue
-                    gv = g[n, od, oh, ow]
-                    for c in range(C):
-                        sample[irow[ow, c], c] += gv[c]
+@njit(cache=True, parallel=True)
+def max_bwd(x, g, gx, init, geo, lo, hi, first, valid):
+    """Gradient of max pooling; one sample (or channels-first plane) per task, scattered in
+    output order: deterministic. ``valid[r, o]`` is 0 for a window with no in-bounds cell,
+    whose gradient goes nowhere."""
+    for n in prange(x.shape[0]):
+        _max_bwd_sample_any(x, g, gx, n, init, geo, lo, hi, first, valid)
     return gx

@@ -25,3 +25,15 @@ def window_rows(od, oh, geo, lo, hi, H, row_len, rows):
             rows[n] = (i_d * H + i_h) * row_len
             n += 1
     return n
+
+
+@njit(cache=True)
+def num_chunks(n_rows):
+    """Parallel tasks for n_rows output rows: enough to balance threads, few enough that each
+    task's scratch buffers are allocated rarely."""
+    return max(1, min(n_rows, 256))
+
+
+@njit(cache=True, inline="always")
+def chunk_bounds(ch, n_chunks, n_rows):
+    return ch * n_rows // n_chunks, (ch + 1) * n_rows // n_chunks
