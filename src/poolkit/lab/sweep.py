@@ -404,6 +404,8 @@ def sweep_figure(rows: Sequence[dict], title: str | None = None):
                 va="bottom", fontsize=7)
     ax.set_ylim(0, f["epoch_seconds"].max() * 1.3)
     ax.set_title("seconds per epoch")
+    for ax in axes[:2]:  # headroom for the legend, but no ticks above 1
+        ax.set_yticks([t for t in ax.get_yticks() if t <= 1.0 + 1e-9])
     for ax in axes:
         ax.set_xticks(pos, names, rotation=30, ha="right", fontsize=8)
         ax.grid(axis="y", alpha=0.3)
