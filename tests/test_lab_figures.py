@@ -77,7 +77,8 @@ def test_show_digit_and_image_write_pngs(tmp_path, capsys):
     assert cli.main(["show", "--image", str(src), "--pool-size", "3", "--strides", "2",
                      "--train", "0", "--out", str(out2)]) == 0
     assert _png(out2)[0] == "PNG"
-    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".tmp-")]
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
+    assert out.stat().st_mode & 0o044  # readable by others, as open() would make it
 
 
 def test_show_bad_arguments(tmp_path, capsys):

@@ -121,3 +121,27 @@ def test_consistency_counts_disagreements():
 def test_consistency_rejects_bad_predict_output():
     with pytest.raises(ValueError, match="predict must return"):
         inv.shift_consistency(lambda a: np.zeros(len(a)), np.zeros((3, 28, 28)))
+
+
+def test_layer_equivariance_of_a_model():
+    from poolkit import keras
+
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([
+        keras.layers.Conv2D(4, 3, activation="relu", input_shape=(18, 18, 1)),
+        keras.layers.MaxPooling2D(2),
+        keras.layers.AveragePooling2D(2),
+        keras.layers.Flatten(),
+    ])
+    x = _random((3, 18, 18))
+    rows = inv.layer_equivariance(model, x, [(2, 0), (1, 0)])
+    assert [(r["type"], r["shift"], r["multiple"]) for r in rows] == [
+        ("MaxPooling2D", (2, 0), True), ("MaxPooling2D", (1, 0), False),
+        ("AveragePooling2D", (2, 0), True), ("AveragePooling2D", (1, 0), False)]
+    # Each row is the metric on the maps that reach that layer.
+    conv = model.layers[0](x[..., None])
+    assert rows[1]["error"] == inv.shift_equivariance_error(conv, (1, 0), "max", 2)["error"]
+    pooled = model.layers[1](conv)
+    assert rows[3]["error"] == inv.shift_equivariance_error(pooled, (1, 0), "avg", 2)["error"]
+    assert rows[0]["error"] == 0.0 and rows[2]["error"] == 0.0
+    assert rows[1]["error"] > 0 and rows[3]["error"] > 0

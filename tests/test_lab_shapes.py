@@ -147,3 +147,22 @@ def test_cli_shapes_bad_arguments(capsys):
     assert e.value.code == 2
     assert "positive int" in capsys.readouterr().err
     assert cli.main(["shapes", "--model", "/nonexistent/model.keras"]) == 2
+
+
+def test_cli_shapes_of_a_saved_model(tmp_path, capsys):
+    from poolkit import keras
+
+    model = keras.Sequential([
+        keras.layers.Conv2D(8, 5, activation="relu", input_shape=(20, 20, 1)),
+        keras.layers.AveragePooling2D(2),
+        keras.layers.Flatten(),
+        keras.layers.Dense(3, activation="softmax"),
+    ])
+    path = tmp_path / "small.keras"
+    model.save(path)
+    assert cli.main(["shapes", "--model", str(path), "--pool-size", "4"]) == 0
+    out = capsys.readouterr().out
+    # Hand-computed: conv 16x16x8 (5*5*8+8 = 208 params); pool 2 -> 8x8x8, Dense 512*3+3;
+    # pool 4 -> 4x4x8, Dense 128*3+3.
+    assert "16x16x8" in out and "8x8x8" in out and "4x4x8" in out
+    assert "1,747" in out and "595" in out  # totals: 208+1539, 208+387

@@ -15,7 +15,6 @@ Images follow the MNIST convention: float32 in [0, 1], a light digit on a dark b
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Sequence
 
 import numpy as np
@@ -332,23 +331,15 @@ def feature_map_figure(
 
 
 def save_figure(fig, path: str | os.PathLike, dpi: int = 110) -> str:
-    """Write ``fig`` as a PNG at ``path`` atomically (temp file in the same dir, then replace)
-    and close it. Returns the path."""
+    """Write ``fig`` as a PNG at ``path`` atomically (``keras.saving.atomic_write``: temp file in
+    the same dir, fsync, rename; folders created) and close it. Returns the path."""
+    from ..keras.saving import atomic_write
+
     plt = _mpl()
     path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".png", dir=folder)
     try:
-        with os.fdopen(fd, "wb") as f:
-            fig.savefig(f, format="png", dpi=dpi)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=dpi))
     finally:
         plt.close(fig)
     return path

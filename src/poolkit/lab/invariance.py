@@ -3,6 +3,7 @@ translations, instead of repeating it.
 
 - :func:`shift_consistency`: does the *classifier* give the same answer for two shifted copies?
 - :func:`shift_equivariance_error`: does a *pooling layer* commute with shifts?
+  :func:`layer_equivariance` measures it for every pooling layer of a model.
 - :func:`max_pool_gradient_fraction`: how much of the input a max-pooling layer lets learn.
 
 All arrays are channels_last, (N, H, W, C) unless stated; pooling goes through poolkit's own ops.
@@ -22,6 +23,7 @@ __all__ = [
     "random_shift_pairs",
     "shift_consistency",
     "shift_equivariance_error",
+    "layer_equivariance",
     "max_pool_gradient_fraction",
 ]
 
@@ -161,6 +163,34 @@ def shift_equivariance_error(x, shift: Sequence[int], mode: str = "max", pool_si
             f"has an unwrapped window in both the shifted and the unshifted map"
         )
     return best
+
+
+def layer_equivariance(model, x, shifts: Sequence[Sequence[int]] = ((1, 0), (2, 0), (1, 1),
+                                                                  (2, 2))) -> list[dict]:
+    """:func:`shift_equivariance_error` of every 2-D pooling layer of ``model`` (a built
+    Sequential), on the feature maps that reach it when ``x`` (N, H, W[, C]) is fed in.
+
+    One dict per (layer, shift): ``layer``, ``type``, ``pool_size``, ``strides``, ``shift``,
+    ``multiple`` (the shift is a multiple of the stride on both axes) and the keys returned by
+    :func:`shift_equivariance_error`. Layers before the pooling layer run as in inference.
+    """
+    h = _as_images(x).astype(np.float32)
+    rows = []
+    for layer in model.layers:
+        kind = type(layer).__name__
+        if kind in ("MaxPooling2D", "AveragePooling2D"):
+            mode = "max" if kind.startswith("Max") else "avg"
+            for t in shifts:
+                res = shift_equivariance_error(h, t, mode, layer.pool_size, layer.strides,
+                                               layer.padding)
+                rows.append({
+                    "layer": layer.name, "type": kind, "pool_size": tuple(layer.pool_size),
+                    "strides": tuple(layer.strides), "shift": tuple(t),
+                    "multiple": all(ti % s == 0 for ti, s in zip(t, layer.strides, strict=True)),
+                    **res,
+                })
+        h = layer(h)
+    return rows
 
 
 def max_pool_gradient_fraction(x, pool_size=2, strides=None, padding: str = "valid") -> float:

@@ -186,7 +186,7 @@ def _cell(key: str, value) -> str:
         return "x".join(str(v) for v in value)
     if isinstance(value, float):
         return f"{value:.4g}"
-    if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 10000:
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 1000:
         return f"{value:,}"
     return str(value)
 

@@ -18,9 +18,9 @@ already in the CSV with the same settings (``resume=True``, the default).
 from __future__ import annotations
 
 import csv
+import io
 import os
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -228,22 +228,15 @@ def read_results(path: str | os.PathLike) -> list[dict]:
 
 
 def _write_atomic(path: str, rows: list[dict]) -> None:
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".csv", dir=folder)
-    try:
-        with os.fdopen(fd, "w", newline="", encoding="utf-8") as f:
-            w = csv.DictWriter(f, fieldnames=SWEEP_COLUMNS)
-            w.writeheader()
-            for row in rows:
-                w.writerow({c: _csv_value(row.get(c)) for c in SWEEP_COLUMNS})
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    from ..keras.saving import atomic_write
+
+    text = io.StringIO(newline="")
+    w = csv.DictWriter(text, fieldnames=SWEEP_COLUMNS)
+    w.writeheader()
+    for row in rows:
+        w.writerow({c: _csv_value(row.get(c)) for c in SWEEP_COLUMNS})
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    atomic_write(path, lambda f: f.write(text.getvalue().encode("utf-8")))
 
 
 _INT_COLUMNS = ("epochs", "limit", "batch_size", "seed", "pool_size", "strides", "params", "macs",
