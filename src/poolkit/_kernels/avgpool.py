@@ -13,24 +13,38 @@ from numba import njit, prange
 from .rows import chunk_bounds, num_chunks, window_rows
 
 
-@njit(cache=True, boundscheck=False)
-def _avg_chunk(x, out, t0, t1, geo, lo, hi, cnt, K, S, C):
+@njit(cache=True, boundscheck=False, _nrt=False)
+def _avg_chunk(x, out, t0, t1, geo, lo, hi, cnt, rows, K, S, C):
     """Output rows t0..t1 (flat over N, OD, OH): sums in row-major window order, then the
     division. Window rows are added in pairs so one pass over the columns serves two rows."""
     D, H, W = x.shape[1], x.shape[2], x.shape[3]
     OD, OH, OW = out.shape[1], out.shape[2], out.shape[3]
     pw, a, b = geo[2, 3], geo[2, 4], geo[2, 5]
     n_in = max(b - a, 0)
-    rows = np.empty(geo[0, 0] * geo[1, 0], np.int64)
     for t in range(t0, t1):
         n = t // (OD * OH)
         od = (t // OH) % OD
         oh = t % OH
         xs = x[n].reshape(D * H * W * C)
         orow = out[n, od, oh].reshape(OW * C)
-        orow[:] = 0
         o = orow[a * C :]
         nr = window_rows(od, oh, geo, lo, hi, H, W, rows)
+        c0 = cnt[0, od] * cnt[1, oh]
+        if nr == 2 and n_in == OW:
+            # The common case (two window rows, no border): sum and divide in one pass.
+            x0 = xs[(rows[0] + a * S - pw) * C :]
+            x1 = xs[(rows[1] + a * S - pw) * C :]
+            for ow in range(n_in):
+                div = c0 * cnt[2, ow]
+                for c in range(C):
+                    acc = o.dtype.type(0)
+                    for j in range(K):
+                        acc += x0[(ow * S + j) * C + c]
+                    for j in range(K):
+                        acc += x1[(ow * S + j) * C + c]
+                    o[ow * C + c] = acc / div
+            continue
+        orow[:] = 0
         for g in range(0, nr, 2):
             x0 = xs[(rows[g] + a * S - pw) * C :]
             if g + 1 < nr:
@@ -59,7 +73,6 @@ def _avg_chunk(x, out, t0, t1, geo, lo, hi, cnt, K, S, C):
                         if 0 <= start + j < W:
                             for c in range(C):
                                 orow[ow * C + c] += xs[(rows[r] + start + j) * C + c]
-        c0 = cnt[0, od] * cnt[1, oh]
         for ow in range(OW):
             div = c0 * cnt[2, ow]
             for c in range(C):
@@ -70,15 +83,16 @@ def _avg_chunk(x, out, t0, t1, geo, lo, hi, cnt, K, S, C):
 def _avg_chunk_any(x, out, t0, t1, geo, lo, hi, cnt):
     # Literal window width, stride and channel count for the common cases (see maxpool.py).
     kw, sw, C = geo[2, 0], geo[2, 1], x.shape[4]
+    rows = np.empty(geo[0, 0] * geo[1, 0], np.int64)
     if C == 1:
         if kw == 2 and sw == 2:
-            return _avg_chunk(x, out, t0, t1, geo, lo, hi, cnt, 2, 2, 1)
+            return _avg_chunk(x, out, t0, t1, geo, lo, hi, cnt, rows, 2, 2, 1)
         if kw == 3 and sw == 2:
-            return _avg_chunk(x, out, t0, t1, geo, lo, hi, cnt, 3, 2, 1)
-        return _avg_chunk(x, out, t0, t1, geo, lo, hi, cnt, kw, sw, 1)
+            return _avg_chunk(x, out, t0, t1, geo, lo, hi, cnt, rows, 3, 2, 1)
+        return _avg_chunk(x, out, t0, t1, geo, lo, hi, cnt, rows, kw, sw, 1)
     if kw == 2 and sw == 2:
-        return _avg_chunk(x, out, t0, t1, geo, lo, hi, cnt, 2, 2, C)
-    return _avg_chunk(x, out, t0, t1, geo, lo, hi, cnt, kw, sw, C)
+        return _avg_chunk(x, out, t0, t1, geo, lo, hi, cnt, rows, 2, 2, C)
+    return _avg_chunk(x, out, t0, t1, geo, lo, hi, cnt, rows, kw, sw, C)
 
 
 @njit(cache=True, parallel=True)

@@ -73,15 +73,13 @@ def _border(mrow, irow, xs, rows, g, nr, ow, W, K, S, Dl, pw, C, with_idx):
                             irow[ow * C + c] = rows[r] + pos
 
 
-@njit(cache=True, boundscheck=False)
-def _max_chunk(x, out, t0, t1, init, geo, lo, hi, K, S, Dl, C):
+@njit(cache=True, boundscheck=False, _nrt=False)
+def _max_chunk(x, out, t0, t1, init, geo, lo, hi, rows, dummy, K, S, Dl, C):
     """Output rows t0..t1 (flat over N, OD, OH) of max pooling without indices."""
     D, H, W = x.shape[1], x.shape[2], x.shape[3]
     OD, OH, OW = out.shape[1], out.shape[2], out.shape[3]
     pw, a, b = geo[2, 3], geo[2, 4], geo[2, 5]
     n_in = max(b - a, 0)
-    rows = np.empty(geo[0, 0] * geo[1, 0], np.int64)
-    dummy = np.empty(0, np.int64)
     for t in range(t0, t1):
         n = t // (OD * OH)
         od = (t // OH) % OD
@@ -150,11 +148,10 @@ def _argmax_row(xs, od, oh, mrow, irow, rows, init, geo, lo, hi, first, H, W, K,
             _border(mrow, irow, xs, rows, g, k, ow, W, K, S, Dl, pw, C, True)
 
 
-@njit(cache=True, boundscheck=False)
-def _max_idx_chunk(x, out, idx, t0, t1, init, geo, lo, hi, first, K, S, Dl, C):
+@njit(cache=True, boundscheck=False, _nrt=False)
+def _max_idx_chunk(x, out, idx, t0, t1, init, geo, lo, hi, first, rows, K, S, Dl, C):
     D, H, W = x.shape[1], x.shape[2], x.shape[3]
     OD, OH, OW = out.shape[1], out.shape[2], out.shape[3]
-    rows = np.empty(geo[0, 0] * geo[1, 0], np.int64)
     for t in range(t0, t1):
         n = t // (OD * OH)
         od = (t // OH) % OD
@@ -165,16 +162,13 @@ def _max_idx_chunk(x, out, idx, t0, t1, init, geo, lo, hi, first, K, S, Dl, C):
         )
 
 
-@njit(cache=True, boundscheck=False)
-def _max_bwd_sample(x, g, gx, n, init, geo, lo, hi, first, valid, K, S, Dl, C):
+@njit(cache=True, boundscheck=False, _nrt=False)
+def _max_bwd_sample(x, g, gx, n, init, geo, lo, hi, first, valid, rows, mrow, irow, K, S, Dl, C):
     """gx[n] = scatter-add of g[n] at each window's argmax, in output row-major order (as
     PyTorch does). The sample is zeroed just before its scatter, while it is in cache."""
     D, H, W = x.shape[1], x.shape[2], x.shape[3]
     OD, OH, OW = g.shape[1], g.shape[2], g.shape[3]
     xs = x[n].reshape(D * H * W * C)
-    rows = np.empty(geo[0, 0] * geo[1, 0], np.int64)
-    mrow = np.empty(OW * C, x.dtype)
-    irow = np.empty(OW * C, np.int64)
     gs = gx[n].reshape(D * H * W * C)
     gs[:] = 0
     for od in range(OD):
@@ -195,40 +189,47 @@ def _max_bwd_sample(x, g, gx, n, init, geo, lo, hi, first, valid, K, S, Dl, C):
 @njit(cache=True, boundscheck=False)
 def _max_chunk_any(x, out, t0, t1, init, geo, lo, hi):
     kw, sw, dw, C = geo[2, 0], geo[2, 1], geo[2, 2], x.shape[4]
+    rows = np.empty(geo[0, 0] * geo[1, 0], np.int64)
+    dummy = np.empty(0, np.int64)
     if dw == 1:
         if C == 1:
             if kw == 2 and sw == 2:
-                return _max_chunk(x, out, t0, t1, init, geo, lo, hi, 2, 2, 1, 1)
+                return _max_chunk(x, out, t0, t1, init, geo, lo, hi, rows, dummy, 2, 2, 1, 1)
             if kw == 3 and sw == 2:
-                return _max_chunk(x, out, t0, t1, init, geo, lo, hi, 3, 2, 1, 1)
+                return _max_chunk(x, out, t0, t1, init, geo, lo, hi, rows, dummy, 3, 2, 1, 1)
             if kw == 3 and sw == 1:
-                return _max_chunk(x, out, t0, t1, init, geo, lo, hi, 3, 1, 1, 1)
-            return _max_chunk(x, out, t0, t1, init, geo, lo, hi, kw, sw, 1, 1)
+                return _max_chunk(x, out, t0, t1, init, geo, lo, hi, rows, dummy, 3, 1, 1, 1)
+            return _max_chunk(x, out, t0, t1, init, geo, lo, hi, rows, dummy, kw, sw, 1, 1)
         if kw == 2 and sw == 2:
-            return _max_chunk(x, out, t0, t1, init, geo, lo, hi, 2, 2, 1, C)
+            return _max_chunk(x, out, t0, t1, init, geo, lo, hi, rows, dummy, 2, 2, 1, C)
         if kw == 3 and sw == 2:
-            return _max_chunk(x, out, t0, t1, init, geo, lo, hi, 3, 2, 1, C)
-    return _max_chunk(x, out, t0, t1, init, geo, lo, hi, kw, sw, dw, C)
+            return _max_chunk(x, out, t0, t1, init, geo, lo, hi, rows, dummy, 3, 2, 1, C)
+    return _max_chunk(x, out, t0, t1, init, geo, lo, hi, rows, dummy, kw, sw, dw, C)
 
 
 @njit(cache=True, boundscheck=False)
 def _max_idx_chunk_any(x, out, idx, t0, t1, init, geo, lo, hi, first):
     kw, sw, dw, C = geo[2, 0], geo[2, 1], geo[2, 2], x.shape[4]
+    rows = np.empty(geo[0, 0] * geo[1, 0], np.int64)
     if dw == 1 and kw == 2 and sw == 2:
         if C == 1:
-            return _max_idx_chunk(x, out, idx, t0, t1, init, geo, lo, hi, first, 2, 2, 1, 1)
-        return _max_idx_chunk(x, out, idx, t0, t1, init, geo, lo, hi, first, 2, 2, 1, C)
-    return _max_idx_chunk(x, out, idx, t0, t1, init, geo, lo, hi, first, kw, sw, dw, C)
+            return _max_idx_chunk(x, out, idx, t0, t1, init, geo, lo, hi, first, rows, 2, 2, 1, 1)
+        return _max_idx_chunk(x, out, idx, t0, t1, init, geo, lo, hi, first, rows, 2, 2, 1, C)
+    return _max_idx_chunk(x, out, idx, t0, t1, init, geo, lo, hi, first, rows, kw, sw, dw, C)
 
 
 @njit(cache=True, boundscheck=False)
 def _max_bwd_sample_any(x, g, gx, n, init, geo, lo, hi, first, valid):
     kw, sw, dw, C = geo[2, 0], geo[2, 1], geo[2, 2], x.shape[4]
+    rows = np.empty(geo[0, 0] * geo[1, 0], np.int64)
+    mrow = np.empty(g.shape[3] * C, x.dtype)
+    irow = np.empty(g.shape[3] * C, np.int64)
+    args = (x, g, gx, n, init, geo, lo, hi, first, valid, rows, mrow, irow)
     if dw == 1 and kw == 2 and sw == 2:
         if C == 1:
-            return _max_bwd_sample(x, g, gx, n, init, geo, lo, hi, first, valid, 2, 2, 1, 1)
-        return _max_bwd_sample(x, g, gx, n, init, geo, lo, hi, first, valid, 2, 2, 1, C)
-    return _max_bwd_sample(x, g, gx, n, init, geo, lo, hi, first, valid, kw, sw, dw, C)
+            return _max_bwd_sample(*args, 2, 2, 1, 1)
+        return _max_bwd_sample(*args, 2, 2, 1, C)
+    return _max_bwd_sample(*args, kw, sw, dw, C)
 
 
 # Entry points (see engine.py).
