@@ -136,16 +136,11 @@ def seed_model(pool: str = "max", pool_size: int = 2, strides: int | None = 2):
 
 
 def load_dataset(name: str = "mnist-sample"):
-    """``((x_train, y_train), (x_test, y_test))`` with x as float32 (n, 28, 28, 1) in [0, 1]."""
-    from ..keras import datasets
+    """``((x_train, y_train), (x_test, y_test))`` with x as float32 (n, 28, 28, 1) in [0, 1]:
+    :func:`poolkit.demo.load_dataset`, so the sweep sees exactly what ``poolkit train`` sees."""
+    from ..demo import load_dataset as _load
 
-    loaders = {"mnist-sample": datasets.mnist_sample, "mnist": datasets.mnist,
-               "fashion-mnist": datasets.fashion_mnist}
-    if name not in loaders:
-        raise ValueError(f"dataset must be one of {DATASETS}, got {name!r}")
-    (x, y), (xt, yt) = loaders[name].load_data()
-    return ((x[..., None].astype(np.float32) / 255.0, y),
-            (xt[..., None].astype(np.float32) / 255.0, yt))
+    return _load(name)
 
 
 def _feature_map(model) -> str:
