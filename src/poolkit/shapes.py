@@ -227,15 +227,19 @@ def _keras_padding(padding, rank: int):
             if _is_int(pair):
                 out.append((int(pair), int(pair)))
                 continue
-            if (
-                not isinstance(pair, Sequence)
-                or len(pair) != 2
-                or not all(_is_int(v) for v in pair)
-            ):
-                raise ValueError(
-                    f"padding must be a tuple of (before, after) int pairs, got {padding!r}"
-                )
-            out.append((int(pair[0]), int(pair[1])))
+            # A pair of the wrong length is a bad value; a non-int pad is a bad type.
+            if isinstance(pair, Sequence) and not isinstance(pair, str | bytes):
+                if len(pair) != 2:
+                    raise ValueError(
+                        f"padding must be a tuple of (before, after) int pairs, got {padding!r} "
+                        f"(a pair of {len(pair)} values)"
+                    )
+                if all(_is_int(v) for v in pair):
+                    out.append((int(pair[0]), int(pair[1])))
+                    continue
+            raise TypeError(
+                f"padding must be a tuple of (before, after) int pairs, got {padding!r}"
+            )
         return tuple(out)
     raise TypeError(
         f"padding must be 'valid', 'same' or a tuple of (before, after) pairs, got {padding!r}"
