@@ -83,19 +83,30 @@ def _is_int(v) -> bool:
     return isinstance(v, numbers.Integral) and not isinstance(v, bool)
 
 
+# Sizes above this are rejected (as torch 2-D/3-D pooling does): it keeps every product of a
+# size and an index inside the kernels' int64 arithmetic.
+MAX_SIZE = 2**31 - 1
+
+
+def _check_size(values: tuple[int, ...], name: str, value) -> tuple[int, ...]:
+    if any(abs(v) > MAX_SIZE for v in values):
+        raise ValueError(f"{name} must be at most 2**31 - 1 in absolute value, got {value!r}")
+    return values
+
+
 def normalize_tuple(value, rank: int, name: str, *, allow_one: bool = True) -> tuple[int, ...]:
     """``value`` as a tuple of ``rank`` ints: an int is repeated, a sequence of length ``rank``
-    (or 1 when ``allow_one``, as PyTorch allows) is taken as is."""
+    (or 1 when ``allow_one``, as PyTorch allows) is taken as is. |value| <= 2**31 - 1."""
     if _is_int(value):
-        return (int(value),) * rank
+        return _check_size((int(value),) * rank, name, value)
     if isinstance(value, Sequence) and not isinstance(value, str | bytes):
         items = tuple(value)
         if not all(_is_int(v) for v in items):
             raise TypeError(f"{name} must be an int or a tuple of ints, got {value!r}")
         if len(items) == rank:
-            return tuple(int(v) for v in items)
+            return _check_size(tuple(int(v) for v in items), name, value)
         if allow_one and len(items) == 1:
-            return (int(items[0]),) * rank
+            return _check_size((int(items[0]),) * rank, name, value)
         want = f"1 or {rank}" if allow_one and rank != 1 else f"{rank}"
         raise ValueError(
             f"{name} must be a single int or a tuple of {want} ints for {rank}-D pooling, "
@@ -214,6 +225,7 @@ def _keras_padding(padding, rank: int):
             )
         return word
     if _is_int(padding):
+        _check_size((int(padding),), "padding", padding)
         return ((int(padding), int(padding)),) * rank
     if isinstance(padding, Sequence):
         pairs = tuple(padding)
