@@ -32,6 +32,9 @@ def check_input(x, mode: str, name: str = "input", *, op: str = "pool") -> np.nd
         else:
             raise TypeError(f"{op}: {name} must be a NumPy array, got {type(x).__name__}")
     kind = x.dtype.kind
+    if kind in "fiu" and not x.dtype.isnative:
+        # The kernels take native byte order only; a byte-swapped array is a legal input.
+        x = x.astype(x.dtype.newbyteorder("="))
     if kind == "f":
         if x.dtype.itemsize not in (2, 4, 8):
             raise TypeError(
@@ -56,6 +59,8 @@ def check_input(x, mode: str, name: str = "input", *, op: str = "pool") -> np.nd
 def check_grad(grad, x: np.ndarray, out_shape: tuple, *, op: str) -> np.ndarray:
     if not isinstance(grad, np.ndarray):
         raise TypeError(f"{op}: grad_output must be a NumPy array, got {type(grad).__name__}")
+    if grad.dtype.kind == "f" and not grad.dtype.isnative:
+        grad = grad.astype(grad.dtype.newbyteorder("="))
     if x.dtype.kind != "f":
         raise TypeError(
             f"{op}: the backward pass needs a floating input, got input dtype {x.dtype}"

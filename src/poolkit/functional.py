@@ -100,8 +100,8 @@ def _backward(rank, mode, grad_output, input, **kw):
     op = f"{mode}_pool{rank}d_backward"
     x, spec, batched = _prepare(input, rank, mode, op, **kw)
     out_shape = engine.output_shape(x.shape, spec, False)
-    engine.check_grad(grad_output, x, out_shape if batched else out_shape[1:], op=op)
-    gx = engine.pool_backward(grad_output if batched else grad_output[None], x, spec, mode)
+    g = engine.check_grad(grad_output, x, out_shape if batched else out_shape[1:], op=op)
+    gx = engine.pool_backward(g if batched else g[None], x, spec, mode)
     return gx if batched else gx[0]
 
 

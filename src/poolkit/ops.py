@@ -72,8 +72,8 @@ def _backward(mode, grad_output, x, pool_size, strides, padding, data_format, di
               count_include_pad, op):
     x, spec, cl = _prepare(x, mode, pool_size, strides, padding, data_format, dilation,
                            count_include_pad, op)
-    engine.check_grad(grad_output, x, engine.output_shape(x.shape, spec, cl), op=op)
-    return engine.pool_backward(grad_output, x, spec, mode, channels_last=cl)
+    g = engine.check_grad(grad_output, x, engine.output_shape(x.shape, spec, cl), op=op)
+    return engine.pool_backward(g, x, spec, mode, channels_last=cl)
 
 
 def max_pool_backward(grad_output, x, pool_size, strides=None, padding="valid",
