@@ -150,4 +150,25 @@ def torch_args(draw, rank: int, *, dilation: bool = True, max_extra: int = 4):
     )
 
 
+@st.composite
+def keras_args(draw, rank: int, *, dilation: bool = True, max_extra: int = 4):
+    """Valid Keras-style arguments and a matching spatial size (no output-size formula needed:
+    the size is drawn as 'window - pads + extra')."""
+    k = [draw(st.integers(1, 4)) for _ in range(rank)]
+    d = [draw(st.integers(1, 3)) if dilation else 1 for _ in range(rank)]
+    e = [dd * (kk - 1) + 1 for kk, dd in zip(k, d, strict=True)]
+    strides = draw(st.one_of(st.none(), st.tuples(*[st.integers(1, 4)] * rank)))
+    kind = draw(st.sampled_from(["valid", "same", "explicit"]))
+    if kind == "explicit":
+        padding = tuple((draw(st.integers(0, ee - 1)), draw(st.integers(0, ee - 1))) for ee in e)
+        base = [max(1, ee - b - a) for ee, (b, a) in zip(e, padding, strict=True)]
+    else:
+        padding = draw(st.sampled_from([kind, kind.upper()]))
+        base = e if kind == "valid" else [1] * rank
+    spatial = tuple(b + draw(st.integers(0, max_extra)) for b in base)
+    pool = k[0] if len(set(k)) == 1 and draw(st.booleans()) else tuple(k)
+    dil = d[0] if len(set(d)) == 1 and draw(st.booleans()) else tuple(d)
+    return dict(spatial=spatial, pool_size=pool, strides=strides, padding=padding, dilation=dil)
+
+
 seeds = st.integers(0, 2**32 - 1)
