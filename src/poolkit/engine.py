@@ -28,7 +28,15 @@ def check_input(x, mode: str, name: str = "input", *, op: str = "pool") -> np.nd
     """``x`` as an ndarray of a dtype the op supports, else TypeError naming the rule."""
     if not isinstance(x, np.ndarray):
         if hasattr(x, "__array__") or isinstance(x, list | tuple):
-            x = np.asarray(x)
+            try:
+                x = np.asarray(x)
+            except (ValueError, TypeError):
+                raise
+            except Exception as e:  # e.g. a torch tensor that requires grad
+                raise TypeError(
+                    f"{op}: {name} of type {type(x).__name__} could not be converted to a NumPy "
+                    f"array: {e}"
+                ) from e
         else:
             raise TypeError(f"{op}: {name} must be a NumPy array, got {type(x).__name__}")
     kind = x.dtype.kind

@@ -61,8 +61,8 @@ def _prepare(input, rank: int, mode: str, op: str, **kw) -> tuple[np.ndarray, Po
     checked = x.shape[1:] if batched else x.shape
     if any(n == 0 for n in checked):
         raise ValueError(
-            f"{op}: input of shape {x.shape} has a zero-size "
-            f"{'channel or spatial' if batched else ''} dim; only the batch dim N may be 0"
+            f"{op}: input of shape {x.shape} has a zero-size channel or spatial dim; "
+            f"only the batch dim N of a {rank + 2}-D input may be 0"
         )
     if not batched:
         x = x[None]
