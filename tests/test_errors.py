@@ -210,6 +210,12 @@ def test_average_pooling_of_integers_is_rejected(dtype):
         poolkit.average_pool(x, 2)
 
 
+def test_unconvertible_array_like():
+    torch = pytest.importorskip("torch")
+    with pytest.raises(TypeError, match=r"input.*Tensor.*could not be converted"):
+        PF.max_pool1d(torch.ones(1, 1, 4, requires_grad=True), 2)
+
+
 def test_not_an_array():
     with pytest.raises(TypeError, match=r"input.*NumPy array.*object"):
         PF.max_pool2d(object(), 2)
