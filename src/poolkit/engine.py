@@ -13,6 +13,7 @@ import numpy as np
 
 from ._kernels import avgpool as _avg
 from ._kernels import maxpool as _max
+from ._kernels.rows import variant as _variant
 from .shapes import PoolSpec
 
 __all__ = ["check_input", "check_grad", "pool", "pool_backward", "MODES"]
@@ -226,16 +227,17 @@ def pool(
     if out.size:
         x3 = _lift_array(v, cl)
         o3 = _lift_array(out, cl)
+        variant = _variant(spec.window[-1], spec.stride[-1], spec.dilation[-1], x3.shape[4])
         if mode == "max":
             geo, lo, hi, first, _, _ = _tables(spec)
             init = _init_value(dt)
             if return_indices:
-                _max.max_fwd_idx(x3, o3, _lift_array(idx, cl), init, geo, lo, hi, first)
+                _max.MAX_FWD_IDX[variant](x3, o3, _lift_array(idx, cl), init, geo, lo, hi, first)
             else:
-                _max.max_fwd(x3, o3, init, geo, lo, hi)
+                _max.MAX_FWD[variant](x3, o3, init, geo, lo, hi)
         elif mode == "avg":
             geo, lo, hi, _, _, cnt = _tables(spec, dt)
-            _avg.avg_fwd(x3, o3, geo, lo, hi, cnt)
+            _avg.AVG_FWD[variant](x3, o3, geo, lo, hi, cnt)
         else:
             raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
     if out.dtype != x.dtype:
@@ -275,10 +277,11 @@ def pool_backward(
     if gx.size and g.size:
         g3 = _lift_array(g, cl)
         gx3 = _lift_array(gx, cl)
+        variant = _variant(spec.window[-1], spec.stride[-1], spec.dilation[-1], gx3.shape[4])
         if mode == "max":
             geo, lo, hi, first, valid, _ = _tables(spec)
             x3 = _lift_array(v, cl)
-            _max.max_bwd(x3, g3, gx3, _init_value(dt), geo, lo, hi, first, valid)
+            _max.MAX_BWD[variant](x3, g3, gx3, _init_value(dt), geo, lo, hi, first, valid)
         elif mode == "avg":
             geo, lo, hi, _, _, cnt = _tables(spec, dt)
             _avg.avg_bwd(g3, gx3, geo, lo, hi, cnt)

@@ -112,7 +112,9 @@ def normalize_tuple(value, rank: int, name: str, *, allow_one: bool = True) -> t
             f"{name} must be a single int or a tuple of {want} ints for {rank}-D pooling, "
             f"got {value!r} ({len(items)} values)"
         )
-    raise TypeError(f"{name} must be an int or a tuple of ints, got {type(value).__name__} {value!r}")
+    raise TypeError(
+        f"{name} must be an int or a tuple of ints, got {type(value).__name__} {value!r}"
+    )
 
 
 def _check_positive(values: tuple[int, ...], name: str) -> None:
@@ -221,7 +223,8 @@ def _keras_padding(padding, rank: int):
         word = padding.lower()
         if word not in ("valid", "same"):
             raise ValueError(
-                f"padding must be 'valid', 'same' or a tuple of (before, after) pairs, got {padding!r}"
+                "padding must be 'valid', 'same' or a tuple of (before, after) pairs, "
+                f"got {padding!r}"
             )
         return word
     if _is_int(padding):

@@ -10,7 +10,17 @@ so the one division rounds as PyTorch's does.
 import numpy as np
 from numba import njit, prange
 
-from .rows import chunk_bounds, num_chunks, window_rows
+from .rows import (
+    V_ANY_C1,
+    VARIANTS,
+    V_2x2,
+    V_2x2_C1,
+    V_3x3s1_C1,
+    V_3x3s2_C1,
+    chunk_bounds,
+    num_chunks,
+    window_rows,
+)
 
 
 @njit(cache=True, boundscheck=False, _nrt=False)
@@ -80,29 +90,38 @@ def _avg_chunk(x, out, t0, t1, geo, lo, hi, cnt, rows, K, S, C):
 
 
 @njit(cache=True, boundscheck=False)
-def _avg_chunk_any(x, out, t0, t1, geo, lo, hi, cnt):
-    # Literal window width, stride and channel count for the common cases (see maxpool.py).
+def _avg_chunk_any(x, out, t0, t1, geo, lo, hi, cnt, variant):
+    # ``variant`` is literal: only the live branch compiles (see maxpool.py).
     kw, sw, C = geo[2, 0], geo[2, 1], x.shape[4]
     rows = np.empty(geo[0, 0] * geo[1, 0], np.int64)
-    if C == 1:
-        if kw == 2 and sw == 2:
-            return _avg_chunk(x, out, t0, t1, geo, lo, hi, cnt, rows, 2, 2, 1)
-        if kw == 3 and sw == 2:
-            return _avg_chunk(x, out, t0, t1, geo, lo, hi, cnt, rows, 3, 2, 1)
-        return _avg_chunk(x, out, t0, t1, geo, lo, hi, cnt, rows, kw, sw, 1)
-    if kw == 2 and sw == 2:
-        return _avg_chunk(x, out, t0, t1, geo, lo, hi, cnt, rows, 2, 2, C)
-    return _avg_chunk(x, out, t0, t1, geo, lo, hi, cnt, rows, kw, sw, C)
+    args = (x, out, t0, t1, geo, lo, hi, cnt, rows)
+    if variant == V_2x2_C1:
+        _avg_chunk(*args, 2, 2, 1)
+    elif variant == V_3x3s2_C1:
+        _avg_chunk(*args, 3, 2, 1)
+    elif variant == V_2x2:
+        _avg_chunk(*args, 2, 2, C)
+    elif variant == V_ANY_C1 or variant == V_3x3s1_C1:
+        _avg_chunk(*args, kw, sw, 1)
+    else:
+        _avg_chunk(*args, kw, sw, C)
 
 
-@njit(cache=True, parallel=True)
-def avg_fwd(x, out, geo, lo, hi, cnt):
-    n_rows = out.shape[0] * out.shape[1] * out.shape[2]
-    n_chunks = num_chunks(n_rows)
-    for ch in prange(n_chunks):
-        t0, t1 = chunk_bounds(ch, n_chunks, n_rows)
-        _avg_chunk_any(x, out, t0, t1, geo, lo, hi, cnt)
-    return out
+def _avg_fwd_entry(variant):
+    # One entry per literal variant, as in maxpool.py.
+    @njit(cache=True, parallel=True)
+    def avg_fwd(x, out, geo, lo, hi, cnt):
+        n_rows = out.shape[0] * out.shape[1] * out.shape[2]
+        n_chunks = num_chunks(n_rows)
+        for ch in prange(n_chunks):
+            t0, t1 = chunk_bounds(ch, n_chunks, n_rows)
+            _avg_chunk_any(x, out, t0, t1, geo, lo, hi, cnt, variant)
+        return out
+
+    return avg_fwd
+
+
+AVG_FWD = {v: _avg_fwd_entry(v) for v in VARIANTS}
 
 
 @njit(cache=True, parallel=True, boundscheck=False)

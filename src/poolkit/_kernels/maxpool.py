@@ -18,7 +18,18 @@ their row views start at the first window, so no runtime offset blocks vectorisa
 import numpy as np
 from numba import njit, prange
 
-from .rows import chunk_bounds, num_chunks, window_rows
+from .rows import (
+    V_ANY_C1,
+    VARIANTS,
+    V_2x2,
+    V_2x2_C1,
+    V_3x3s1_C1,
+    V_3x3s2,
+    V_3x3s2_C1,
+    chunk_bounds,
+    num_chunks,
+    window_rows,
+)
 
 
 @njit(cache=True, inline="always")
@@ -27,8 +38,8 @@ def _better(v, m):
 
 
 @njit(cache=True, inline="always")
-def _pair_max(x0, x1, col, K, Dl, C, c):
-    """Max over two window rows (views x0, x1) at columns col + j*Dl, channel c."""
+def _group_max(x0, x1, x2, col, K, Dl, C, c, R):
+    """Max over R (2 or 3) window rows (views x0, x1, x2) at columns col + j*Dl, channel c."""
     m = x0[col * C + c]
     for j in range(1, K):
         v = x0[(col + j * Dl) * C + c]
@@ -36,6 +47,10 @@ def _pair_max(x0, x1, col, K, Dl, C, c):
     for j in range(K):
         v = x1[(col + j * Dl) * C + c]
         m = v if _better(v, m) else m
+    if R == 3:
+        for j in range(K):
+            v = x2[(col + j * Dl) * C + c]
+            m = v if _better(v, m) else m
     return m
 
 
@@ -74,8 +89,9 @@ def _border(mrow, irow, xs, rows, g, nr, ow, W, K, S, Dl, pw, C, with_idx):
 
 
 @njit(cache=True, boundscheck=False, _nrt=False)
-def _max_chunk(x, out, t0, t1, init, geo, lo, hi, rows, dummy, K, S, Dl, C):
-    """Output rows t0..t1 (flat over N, OD, OH) of max pooling without indices."""
+def _max_chunk(x, out, t0, t1, init, geo, lo, hi, rows, dummy, K, S, Dl, C, R):
+    """Output rows t0..t1 (flat over N, OD, OH) of max pooling without indices; window rows
+    are taken R (2 or 3) at a time, the last valid row standing in for missing ones."""
     D, H, W = x.shape[1], x.shape[2], x.shape[3]
     OD, OH, OW = out.shape[1], out.shape[2], out.shape[3]
     pw, a, b = geo[2, 3], geo[2, 4], geo[2, 5]
@@ -93,21 +109,21 @@ def _max_chunk(x, out, t0, t1, init, geo, lo, hi, rows, dummy, K, S, Dl, C):
         orow[: a * C] = init
         orow[b * C :] = init
         o = orow[a * C :]
-        for g in range(0, nr, 2):
-            r1 = rows[g + 1] if g + 1 < nr else rows[g]
+        for g in range(0, nr, R):
             x0 = xs[(rows[g] + a * S - pw) * C :]
-            x1 = xs[(r1 + a * S - pw) * C :]
+            x1 = xs[(rows[min(g + 1, nr - 1)] + a * S - pw) * C :]
+            x2 = xs[(rows[min(g + 2, nr - 1)] + a * S - pw) * C :]
             if g == 0:
                 for ow in range(n_in):
                     for c in range(C):
-                        o[ow * C + c] = _pair_max(x0, x1, ow * S, K, Dl, C, c)
+                        o[ow * C + c] = _group_max(x0, x1, x2, ow * S, K, Dl, C, c, R)
             else:
                 for ow in range(n_in):
                     for c in range(C):
-                        m = _pair_max(x0, x1, ow * S, K, Dl, C, c)
+                        m = _group_max(x0, x1, x2, ow * S, K, Dl, C, c, R)
                         p = o[ow * C + c]
                         o[ow * C + c] = m if _better(m, p) else p
-            k = min(2, nr - g)
+            k = min(R, nr - g)
             for ow in range(a):
                 _border(orow, dummy, xs, rows, g, k, ow, W, K, S, Dl, pw, C, False)
             for ow in range(b, OW):
@@ -184,82 +200,106 @@ def _max_bwd_sample(x, g, gx, n, init, geo, lo, hi, first, valid, rows, mrow, ir
                     gs[irow[ow * C + c] * C + c] += grow[ow * C + c]
 
 
-# The specialisations: literal (window width, stride, dilation, channels) for the common
-# 2-D cases; anything else runs the same code with runtime values.
+# The specialisations. ``variant`` (see rows.variant) is a literal chosen by the engine, so a
+# call compiles only its own branch: literal window width, stride and channel count for the
+# common 2-D cases; anything else runs the same code with runtime values.
 @njit(cache=True, boundscheck=False)
-def _max_chunk_any(x, out, t0, t1, init, geo, lo, hi):
+def _max_chunk_any(x, out, t0, t1, init, geo, lo, hi, variant):
     kw, sw, dw, C = geo[2, 0], geo[2, 1], geo[2, 2], x.shape[4]
     rows = np.empty(geo[0, 0] * geo[1, 0], np.int64)
     dummy = np.empty(0, np.int64)
-    if dw == 1:
-        if C == 1:
-            if kw == 2 and sw == 2:
-                return _max_chunk(x, out, t0, t1, init, geo, lo, hi, rows, dummy, 2, 2, 1, 1)
-            if kw == 3 and sw == 2:
-                return _max_chunk(x, out, t0, t1, init, geo, lo, hi, rows, dummy, 3, 2, 1, 1)
-            if kw == 3 and sw == 1:
-                return _max_chunk(x, out, t0, t1, init, geo, lo, hi, rows, dummy, 3, 1, 1, 1)
-            return _max_chunk(x, out, t0, t1, init, geo, lo, hi, rows, dummy, kw, sw, 1, 1)
-        if kw == 2 and sw == 2:
-            return _max_chunk(x, out, t0, t1, init, geo, lo, hi, rows, dummy, 2, 2, 1, C)
-        if kw == 3 and sw == 2:
-            return _max_chunk(x, out, t0, t1, init, geo, lo, hi, rows, dummy, 3, 2, 1, C)
-    return _max_chunk(x, out, t0, t1, init, geo, lo, hi, rows, dummy, kw, sw, dw, C)
+    args = (x, out, t0, t1, init, geo, lo, hi, rows, dummy)
+    if variant == V_2x2_C1:
+        _max_chunk(*args, 2, 2, 1, 1, 2)
+    elif variant == V_3x3s2_C1:
+        _max_chunk(*args, 3, 2, 1, 1, 3)
+    elif variant == V_3x3s1_C1:
+        _max_chunk(*args, 3, 1, 1, 1, 3)
+    elif variant == V_2x2:
+        _max_chunk(*args, 2, 2, 1, C, 2)
+    elif variant == V_3x3s2:
+        _max_chunk(*args, 3, 2, 1, C, 3)
+    elif variant == V_ANY_C1:
+        _max_chunk(*args, kw, sw, dw, 1, 2)
+    else:
+        _max_chunk(*args, kw, sw, dw, C, 2)
 
 
 @njit(cache=True, boundscheck=False)
-def _max_idx_chunk_any(x, out, idx, t0, t1, init, geo, lo, hi, first):
+def _max_idx_chunk_any(x, out, idx, t0, t1, init, geo, lo, hi, first, variant):
     kw, sw, dw, C = geo[2, 0], geo[2, 1], geo[2, 2], x.shape[4]
     rows = np.empty(geo[0, 0] * geo[1, 0], np.int64)
-    if dw == 1 and kw == 2 and sw == 2:
-        if C == 1:
-            return _max_idx_chunk(x, out, idx, t0, t1, init, geo, lo, hi, first, rows, 2, 2, 1, 1)
-        return _max_idx_chunk(x, out, idx, t0, t1, init, geo, lo, hi, first, rows, 2, 2, 1, C)
-    return _max_idx_chunk(x, out, idx, t0, t1, init, geo, lo, hi, first, rows, kw, sw, dw, C)
+    args = (x, out, idx, t0, t1, init, geo, lo, hi, first, rows)
+    if variant == V_2x2_C1:
+        _max_idx_chunk(*args, 2, 2, 1, 1)
+    elif variant == V_2x2:
+        _max_idx_chunk(*args, 2, 2, 1, C)
+    elif variant == V_ANY_C1 or variant == V_3x3s2_C1 or variant == V_3x3s1_C1:
+        _max_idx_chunk(*args, kw, sw, dw, 1)
+    else:
+        _max_idx_chunk(*args, kw, sw, dw, C)
 
 
 @njit(cache=True, boundscheck=False)
-def _max_bwd_sample_any(x, g, gx, n, init, geo, lo, hi, first, valid):
+def _max_bwd_sample_any(x, g, gx, n, init, geo, lo, hi, first, valid, variant):
     kw, sw, dw, C = geo[2, 0], geo[2, 1], geo[2, 2], x.shape[4]
     rows = np.empty(geo[0, 0] * geo[1, 0], np.int64)
     mrow = np.empty(g.shape[3] * C, x.dtype)
     irow = np.empty(g.shape[3] * C, np.int64)
     args = (x, g, gx, n, init, geo, lo, hi, first, valid, rows, mrow, irow)
-    if dw == 1 and kw == 2 and sw == 2:
-        if C == 1:
-            return _max_bwd_sample(*args, 2, 2, 1, 1)
-        return _max_bwd_sample(*args, 2, 2, 1, C)
-    return _max_bwd_sample(*args, kw, sw, dw, C)
+    if variant == V_2x2_C1:
+        _max_bwd_sample(*args, 2, 2, 1, 1)
+    elif variant == V_2x2:
+        _max_bwd_sample(*args, 2, 2, 1, C)
+    elif variant == V_ANY_C1 or variant == V_3x3s2_C1 or variant == V_3x3s1_C1:
+        _max_bwd_sample(*args, kw, sw, dw, 1)
+    else:
+        _max_bwd_sample(*args, kw, sw, dw, C)
 
 
-# Entry points (see engine.py).
+# Entry points (see engine.py): one per variant, each a closure over its literal variant, so
+# a call compiles only the branch it needs and dispatches with no Python-level overhead.
 
 
-@njit(cache=True, parallel=True)
-def max_fwd(x, out, init, geo, lo, hi):
-    n_rows = out.shape[0] * out.shape[1] * out.shape[2]
-    n_chunks = num_chunks(n_rows)
-    for ch in prange(n_chunks):
-        t0, t1 = chunk_bounds(ch, n_chunks, n_rows)
-        _max_chunk_any(x, out, t0, t1, init, geo, lo, hi)
-    return out
+def _max_fwd_entry(variant):
+    @njit(cache=True, parallel=True)
+    def max_fwd(x, out, init, geo, lo, hi):
+        n_rows = out.shape[0] * out.shape[1] * out.shape[2]
+        n_chunks = num_chunks(n_rows)
+        for ch in prange(n_chunks):
+            t0, t1 = chunk_bounds(ch, n_chunks, n_rows)
+            _max_chunk_any(x, out, t0, t1, init, geo, lo, hi, variant)
+        return out
+
+    return max_fwd
 
 
-@njit(cache=True, parallel=True)
-def max_fwd_idx(x, out, idx, init, geo, lo, hi, first):
-    n_rows = out.shape[0] * out.shape[1] * out.shape[2]
-    n_chunks = num_chunks(n_rows)
-    for ch in prange(n_chunks):
-        t0, t1 = chunk_bounds(ch, n_chunks, n_rows)
-        _max_idx_chunk_any(x, out, idx, t0, t1, init, geo, lo, hi, first)
-    return out, idx
+def _max_fwd_idx_entry(variant):
+    @njit(cache=True, parallel=True)
+    def max_fwd_idx(x, out, idx, init, geo, lo, hi, first):
+        n_rows = out.shape[0] * out.shape[1] * out.shape[2]
+        n_chunks = num_chunks(n_rows)
+        for ch in prange(n_chunks):
+            t0, t1 = chunk_bounds(ch, n_chunks, n_rows)
+            _max_idx_chunk_any(x, out, idx, t0, t1, init, geo, lo, hi, first, variant)
+        return out, idx
+
+    return max_fwd_idx
 
 
-@njit(cache=True, parallel=True)
-def max_bwd(x, g, gx, init, geo, lo, hi, first, valid):
-    """Gradient of max pooling; one sample (or channels-first plane) per task, scattered in
-    output order: deterministic. ``valid[r, o]`` is 0 for a window with no in-bounds cell,
-    whose gradient goes nowhere."""
-    for n in prange(x.shape[0]):
-        _max_bwd_sample_any(x, g, gx, n, init, geo, lo, hi, first, valid)
-    return gx
+def _max_bwd_entry(variant):
+    @njit(cache=True, parallel=True)
+    def max_bwd(x, g, gx, init, geo, lo, hi, first, valid):
+        """Gradient of max pooling; one sample (or channels-first plane) per task, scattered
+        in output order: deterministic. ``valid[r, o]`` is 0 for a window with no in-bounds
+        cell, whose gradient goes nowhere."""
+        for n in prange(x.shape[0]):
+            _max_bwd_sample_any(x, g, gx, n, init, geo, lo, hi, first, valid, variant)
+        return gx
+
+    return max_bwd
+
+
+MAX_FWD = {v: _max_fwd_entry(v) for v in VARIANTS}
+MAX_FWD_IDX = {v: _max_fwd_idx_entry(v) for v in VARIANTS}
+MAX_BWD = {v: _max_bwd_entry(v) for v in VARIANTS}

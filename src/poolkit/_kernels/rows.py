@@ -37,3 +37,28 @@ def num_chunks(n_rows):
 @njit(cache=True, inline="always")
 def chunk_bounds(ch, n_chunks, n_rows):
     return ch * n_rows // n_chunks, (ch + 1) * n_rows // n_chunks
+
+
+# Kernel variants: literal window width/stride (dilation 1) and channels-first (C == 1).
+V_ANY = 0
+V_ANY_C1 = 1
+V_2x2_C1 = 2
+V_3x3s2_C1 = 3
+V_3x3s1_C1 = 4
+V_2x2 = 5
+V_3x3s2 = 6
+VARIANTS = (V_ANY, V_ANY_C1, V_2x2_C1, V_3x3s2_C1, V_3x3s1_C1, V_2x2, V_3x3s2)
+
+
+def variant(kw: int, sw: int, dw: int, channels: int) -> int:
+    """The specialised kernel for a problem's last spatial dim (window, stride, dilation) and
+    channel count."""
+    if channels == 1:
+        if dw == 1:
+            return {(2, 2): V_2x2_C1, (3, 2): V_3x3s2_C1, (3, 1): V_3x3s1_C1}.get(
+                (kw, sw), V_ANY_C1
+            )
+        return V_ANY_C1
+    if dw == 1:
+        return {(2, 2): V_2x2, (3, 2): V_3x3s2}.get((kw, sw), V_ANY)
+    return V_ANY
