@@ -227,7 +227,9 @@ def pool(
     if out.size:
         x3 = _lift_array(v, cl)
         o3 = _lift_array(out, cl)
-        variant = _variant(spec.window[-1], spec.stride[-1], spec.dilation[-1], x3.shape[4])
+        variant = _variant(
+            spec.window[-1], spec.stride[-1], spec.dilation[-1], x3.shape[4], dt.kind == "f"
+        )
         if mode == "max":
             geo, lo, hi, first, _, _ = _tables(spec)
             init = _init_value(dt)
