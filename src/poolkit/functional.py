@@ -8,8 +8,8 @@ torch's. Per spatial dim, with input ``L``, kernel ``k``, stride ``s`` (default 
     if ceil_mode and (out-1)*s >= L + p: out -= 1     # no window may start in the right padding
 
 Accepted as torch 2.13 accepts: kernel, stride, dilation > 0; 0 <= p <= k // 2 (the raw kernel
-size, also with dilation); every output dim >= 1; N = 0 allowed, a zero-size C or spatial dim
-rejected. Everything else raises ValueError or TypeError before any kernel runs.
+size, also with dilation); every output dim >= 1; avg_pool3d also needs L >= k in every dim
+(padding notwithstanding); N = 0 allowed, a zero-size C or spatial dim rejected. Everything else raises ValueError or TypeError before any kernel runs.
 
 Max pooling: padding is never read; ties go to the first maximum in row-major window order; a NaN
 in the window makes the output NaN and its index the last NaN's. Indices are int64, flattened
@@ -91,6 +91,7 @@ def _avg_pool(rank, input, kernel_size, stride, padding, ceil_mode, count_includ
         input, rank, "avg", op,
         kernel_size=kernel_size, stride=stride, padding=padding, ceil_mode=ceil_mode,
         count_include_pad=count_include_pad, divisor_override=divisor,
+        kernel_within_input=rank == 3,
     )
     out = engine.pool(x, spec, "avg")
     return out if batched else out[0]
@@ -98,6 +99,8 @@ def _avg_pool(rank, input, kernel_size, stride, padding, ceil_mode, count_includ
 
 def _backward(rank, mode, grad_output, input, **kw):
     op = f"{mode}_pool{rank}d_backward"
+    if mode == "avg" and rank == 3:
+        kw["kernel_within_input"] = True
     x, spec, batched = _prepare(input, rank, mode, op, **kw)
     out_shape = engine.output_shape(x.shape, spec, False)
     g = engine.check_grad(grad_output, x, out_shape if batched else out_shape[1:], op=op)

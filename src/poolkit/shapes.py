@@ -155,12 +155,15 @@ def torch_spec(
     *,
     count_include_pad: bool = False,
     divisor_override: int | None = None,
+    kernel_within_input: bool = False,
     op: str = "max_pool",
 ) -> PoolSpec:
     """Validate PyTorch-style arguments for an input of spatial size ``in_size`` and build the spec.
 
     Accepts and rejects what torch 2.13 does: kernel, stride and dilation > 0; 0 <= padding <=
-    kernel_size // 2 (the raw kernel size, even with dilation); an output of at least 1.
+    kernel_size // 2 (the raw kernel size, even with dilation); an output of at least 1; with
+    ``kernel_within_input`` (torch's avg_pool3d) also input size >= kernel_size in every dim,
+    padding notwithstanding.
     """
     rank = len(in_size)
     k = normalize_tuple(kernel_size, rank, "kernel_size")
@@ -182,6 +185,11 @@ def torch_spec(
         raise ValueError(
             f"padding must be at most half of kernel_size (padding <= kernel_size // 2), "
             f"got padding={p} with kernel_size={k}"
+        )
+    if kernel_within_input and any(L < kk for L, kk in zip(in_size, k, strict=True)):
+        raise ValueError(
+            f"{op}: input spatial size {tuple(in_size)} is smaller than kernel_size={k} in some "
+            f"dim; {op} (like torch's) needs input size >= kernel_size even with padding"
         )
     divisor = 0
     if divisor_override is not None:
