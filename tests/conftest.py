@@ -116,12 +116,14 @@ def with_layout(x: np.ndarray, layout: str) -> np.ndarray:
 
 
 @st.composite
-def torch_args(draw, rank: int, *, dilation: bool = True, max_extra: int = 4):
+def torch_args(draw, rank: int, *, dilation: bool = True, max_extra: int = 4,
+               kernel_within_input: bool = False):
     """Valid PyTorch-style pooling arguments and a matching spatial size.
 
     Returns dict(spatial, kernel_size, stride, padding, dilation, ceil_mode); each argument is
     drawn as an int or a per-dim tuple. The spatial size is "effective window - 2*padding +
-    extra" (at least 1), so every output dim is at least 1.
+    extra" (at least 1), so every output dim is at least 1; with ``kernel_within_input``
+    (torch's avg_pool3d rule) it is also at least the kernel size.
     """
     k = [draw(st.integers(1, 4)) for _ in range(rank)]
     s = [draw(st.integers(1, 4)) for _ in range(rank)]
@@ -130,7 +132,8 @@ def torch_args(draw, rank: int, *, dilation: bool = True, max_extra: int = 4):
     spatial = []
     for kk, pp, dd in zip(k, p, d, strict=True):
         e = dd * (kk - 1) + 1
-        spatial.append(max(1, e - 2 * pp) + draw(st.integers(0, max_extra)))
+        base = max(1, e - 2 * pp, kk if kernel_within_input else 1)
+        spatial.append(base + draw(st.integers(0, max_extra)))
 
     def as_arg(vals, allow_none=False):
         choice = draw(st.sampled_from(["tuple", "int", "none"] if allow_none else ["tuple", "int"]))
