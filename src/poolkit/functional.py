@@ -9,7 +9,8 @@ torch's. Per spatial dim, with input ``L``, kernel ``k``, stride ``s`` (default 
 
 Accepted as torch 2.13 accepts: kernel, stride, dilation > 0; 0 <= p <= k // 2 (the raw kernel
 size, also with dilation); every output dim >= 1; avg_pool3d also needs L >= k in every dim
-(padding notwithstanding); N = 0 allowed, a zero-size C or spatial dim rejected. Everything else raises ValueError or TypeError before any kernel runs.
+(padding notwithstanding); N = 0 allowed, a zero-size C or spatial dim rejected. Everything
+else raises ValueError or TypeError before any kernel runs.
 
 Max pooling: padding is never read; ties go to the first maximum in row-major window order; a NaN
 in the window makes the output NaN and its index the last NaN's. Indices are int64, flattened
