@@ -283,7 +283,14 @@ def pool_backward(
         if mode == "max":
             geo, lo, hi, first, valid, _ = _tables(spec)
             x3 = _lift_array(v, cl)
-            _max.MAX_BWD[variant](x3, g3, gx3, _init_value(dt), geo, lo, hi, first, valid)
+            tiled = all(
+                s == k and d == 1 and p == 0 and o * k <= n
+                for k, s, d, p, o, n in zip(
+                    spec.window, spec.stride, spec.dilation, spec.pad_before, spec.out_size,
+                    spec.in_size, strict=True,
+                )
+            )
+            _max.MAX_BWD[variant, tiled](x3, g3, gx3, _init_value(dt), geo, lo, hi, first, valid)
         elif mode == "avg":
             geo, lo, hi, _, _, cnt = _tables(spec, dt)
             _avg.avg_bwd(g3, gx3, geo, lo, hi, cnt)

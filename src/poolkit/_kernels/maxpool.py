@@ -179,25 +179,52 @@ def _max_idx_chunk(x, out, idx, t0, t1, init, geo, lo, hi, first, rows, K, S, Dl
 
 
 @njit(cache=True, boundscheck=False, _nrt=False)
-def _max_bwd_sample(x, g, gx, n, init, geo, lo, hi, first, valid, rows, mrow, irow, K, S, Dl, C):
-    """gx[n] = scatter-add of g[n] at each window's argmax, in output row-major order (as
-    PyTorch does). The sample is zeroed just before its scatter, while it is in cache."""
+def _max_bwd_sample(
+    x, g, gx, n, init, geo, lo, hi, first, valid, rows, mrow, irow, K, S, Dl, C, tiled
+):
+    """gx[n] from g[n]: each window's gradient goes to its argmax.
+
+    General case: the sample is zeroed while in cache, then g is scatter-added in output
+    row-major order, as PyTorch does, so overlapping windows accumulate identically.
+    ``tiled`` (windows tile the input without overlap, padding or partial windows): every
+    gradient cell is written exactly once, g at the argmax and 0 elsewhere, and the cells no
+    window covers are zeroed."""
     D, H, W = x.shape[1], x.shape[2], x.shape[3]
     OD, OH, OW = g.shape[1], g.shape[2], g.shape[3]
     xs = x[n].reshape(D * H * W * C)
     gs = gx[n].reshape(D * H * W * C)
-    gs[:] = 0
+    if tiled:
+        for i_d in range(D):
+            for i_h in range(H):
+                ro = (i_d * H + i_h) * W
+                if i_d >= OD * geo[0, 0] or i_h >= OH * geo[1, 0]:
+                    gs[ro * C : (ro + W) * C] = 0
+                else:
+                    gs[(ro + OW * K) * C : (ro + W) * C] = 0
+    else:
+        gs[:] = 0
     for od in range(OD):
         for oh in range(OH):
             if valid[0, od] == 0 or valid[1, oh] == 0:
                 continue
             _argmax_row(xs, od, oh, mrow, irow, rows, init, geo, lo, hi, first, H, W, K, S, Dl, C)
             grow = g[n, od, oh].reshape(OW * C)
-            for ow in range(OW):
-                if valid[2, ow] == 0:
-                    continue
-                for c in range(C):
-                    gs[irow[ow * C + c] * C + c] += grow[ow * C + c]
+            if tiled:
+                nr = geo[0, 0] * geo[1, 0]
+                for r in range(nr):
+                    ro = rows[r]
+                    grow_cells = gs[ro * C :]
+                    for ow in range(OW):
+                        for j in range(K):
+                            for c in range(C):
+                                hit = irow[ow * C + c] == ro + ow * K + j
+                                grow_cells[(ow * K + j) * C + c] = grow[ow * C + c] if hit else 0
+            else:
+                for ow in range(OW):
+                    if valid[2, ow] == 0:
+                        continue
+                    for c in range(C):
+                        gs[irow[ow * C + c] * C + c] += grow[ow * C + c]
 
 
 # The specialisations. ``variant`` (see rows.variant) is a literal chosen by the engine, so a
@@ -241,20 +268,20 @@ def _max_idx_chunk_any(x, out, idx, t0, t1, init, geo, lo, hi, first, variant):
 
 
 @njit(cache=True, boundscheck=False)
-def _max_bwd_sample_any(x, g, gx, n, init, geo, lo, hi, first, valid, variant):
+def _max_bwd_sample_any(x, g, gx, n, init, geo, lo, hi, first, valid, variant, tiled):
     kw, sw, dw, C = geo[2, 0], geo[2, 1], geo[2, 2], x.shape[4]
     rows = np.empty(geo[0, 0] * geo[1, 0], np.int64)
     mrow = np.empty(g.shape[3] * C, x.dtype)
     irow = np.empty(g.shape[3] * C, np.int64)
     args = (x, g, gx, n, init, geo, lo, hi, first, valid, rows, mrow, irow)
     if variant == V_2x2_C1:
-        _max_bwd_sample(*args, 2, 2, 1, 1)
+        _max_bwd_sample(*args, 2, 2, 1, 1, tiled)
     elif variant == V_2x2:
-        _max_bwd_sample(*args, 2, 2, 1, C)
+        _max_bwd_sample(*args, 2, 2, 1, C, tiled)
     elif variant == V_ANY_C1 or variant == V_3x3s2_C1 or variant == V_3x3s1_C1:
-        _max_bwd_sample(*args, kw, sw, dw, 1)
+        _max_bwd_sample(*args, kw, sw, dw, 1, tiled)
     else:
-        _max_bwd_sample(*args, kw, sw, dw, C)
+        _max_bwd_sample(*args, kw, sw, dw, C, tiled)
 
 
 # Entry points (see engine.py): one per variant, each a closure over its literal variant, so
@@ -287,14 +314,14 @@ def _max_fwd_idx_entry(variant):
     return max_fwd_idx
 
 
-def _max_bwd_entry(variant):
+def _max_bwd_entry(variant, tiled):
     @njit(cache=True, parallel=True)
     def max_bwd(x, g, gx, init, geo, lo, hi, first, valid):
-        """Gradient of max pooling; one sample (or channels-first plane) per task, scattered
-        in output order: deterministic. ``valid[r, o]`` is 0 for a window with no in-bounds
-        cell, whose gradient goes nowhere."""
+        """Gradient of max pooling; one sample (or channels-first plane) per task: race-free
+        and deterministic. ``valid[r, o]`` is 0 for a window with no in-bounds cell, whose
+        gradient goes nowhere."""
         for n in prange(x.shape[0]):
-            _max_bwd_sample_any(x, g, gx, n, init, geo, lo, hi, first, valid, variant)
+            _max_bwd_sample_any(x, g, gx, n, init, geo, lo, hi, first, valid, variant, tiled)
         return gx
 
     return max_bwd
@@ -302,4 +329,4 @@ def _max_bwd_entry(variant):
 
 MAX_FWD = {v: _max_fwd_entry(v) for v in VARIANTS}
 MAX_FWD_IDX = {v: _max_fwd_idx_entry(v) for v in VARIANTS}
-MAX_BWD = {v: _max_bwd_entry(v) for v in VARIANTS}
+MAX_BWD = {(v, t): _max_bwd_entry(v, t) for v in VARIANTS for t in (False, True)}
