@@ -19,6 +19,7 @@ from .rows import (
     V_3x3s2_C1,
     chunk_bounds,
     num_chunks,
+    row_coords,
     window_rows,
 )
 
@@ -32,9 +33,7 @@ def _avg_chunk(x, out, t0, t1, geo, lo, hi, cnt, rows, K, S, C):
     pw, a, b = geo[2, 3], geo[2, 4], geo[2, 5]
     n_in = max(b - a, 0)
     for t in range(t0, t1):
-        n = t // (OD * OH)
-        od = (t // OH) % OD
-        oh = t % OH
+        n, od, oh = row_coords(t, OD, OH)
         xs = x[n].reshape(D * H * W * C)
         orow = out[n, od, oh].reshape(OW * C)
         o = orow[a * C :]

@@ -28,6 +28,7 @@ from .rows import (
     V_3x3s2_C1,
     chunk_bounds,
     num_chunks,
+    row_coords,
     window_rows,
 )
 
@@ -97,9 +98,7 @@ def _max_chunk(x, out, t0, t1, init, geo, lo, hi, rows, dummy, K, S, Dl, C, R):
     pw, a, b = geo[2, 3], geo[2, 4], geo[2, 5]
     n_in = max(b - a, 0)
     for t in range(t0, t1):
-        n = t // (OD * OH)
-        od = (t // OH) % OD
-        oh = t % OH
+        n, od, oh = row_coords(t, OD, OH)
         xs = x[n].reshape(D * H * W * C)
         orow = out[n, od, oh].reshape(OW * C)
         nr = window_rows(od, oh, geo, lo, hi, H, W, rows)
@@ -169,9 +168,7 @@ def _max_idx_chunk(x, out, idx, t0, t1, init, geo, lo, hi, first, rows, K, S, Dl
     D, H, W = x.shape[1], x.shape[2], x.shape[3]
     OD, OH, OW = out.shape[1], out.shape[2], out.shape[3]
     for t in range(t0, t1):
-        n = t // (OD * OH)
-        od = (t // OH) % OD
-        oh = t % OH
+        n, od, oh = row_coords(t, OD, OH)
         _argmax_row(
             x[n].reshape(D * H * W * C), od, oh, out[n, od, oh].reshape(OW * C),
             idx[n, od, oh].reshape(OW * C), rows, init, geo, lo, hi, first, H, W, K, S, Dl, C,

@@ -35,6 +35,12 @@ def num_chunks(n_rows):
 
 
 @njit(cache=True, inline="always")
+def row_coords(t, OD, OH):
+    """(sample, d, h) of flat output row t."""
+    return t // (OD * OH), (t // OH) % OD, t % OH
+
+
+@njit(cache=True, inline="always")
 def chunk_bounds(ch, n_chunks, n_rows):
     return ch * n_rows // n_chunks, (ch + 1) * n_rows // n_chunks
 
