@@ -226,10 +226,11 @@ def test_backward_matches_torch_autograd(rank, mode, data, seed):
         y = getattr(TF, f"avg_pool{rank}d")(xt, **kw)
     g = rng.standard_normal(tuple(y.shape)).astype(dtype)  # not integer: tests the sum order
     if mode == "max":
-        # A dilated window may cover no input cell; torch then scatters its gradient at index
-        # "plane size", i.e. into the next plane (see test_empty_window_gradient_goes_nowhere).
-        _, ti = getattr(TF, f"max_pool{rank}d")(torch.from_numpy(x), **kw, return_indices=True)
-        g[ti.numpy() >= int(np.prod(a["spatial"]))] = 0
+        # A dilated window may cover no input cell (its output is -inf even on a zero input);
+        # torch then scatters its gradient to the cell its index names, which is not in the
+        # window: the next plane or another cell (see test_empty_window_gradient_goes_nowhere).
+        zeros = torch.zeros(x.shape, dtype=torch.float64)
+        g[np.isneginf(getattr(TF, f"max_pool{rank}d")(zeros, **kw).numpy())] = 0
     y.backward(torch.from_numpy(g))
     ref = xt.grad.numpy()
 
@@ -363,3 +364,14 @@ def test_empty_window_gradient_goes_nowhere():
     np.testing.assert_array_equal(idx, it.numpy())  # forward indices agree
     yt.backward(torch.from_numpy(g))
     assert xt.grad.numpy().ravel().tolist() == [0.0, 10.0], "torch changed: compare directly"
+    # The index can also name a real cell of the plane: with D=2, H=1, the windows over H
+    # (kernel 2, dilation 2, padding 1) read rows -1 and 1, both outside, yet the index
+    # d*H*W + 1 names cell (d+1, 0). poolkit's indices match torch's; its gradient goes nowhere.
+    x3 = np.array([[[[1.0]], [[2.0]]]])  # (C=1, D=2, H=1, W=1), unbatched
+    kw = dict(kernel_size=(2, 2, 1), stride=1, padding=(0, 1, 0), dilation=(1, 2, 1))
+    out, idx = PF.max_pool3d(x3, **kw, return_indices=True)
+    _, it = TF.max_pool3d(torch.from_numpy(x3), **kw, return_indices=True)
+    np.testing.assert_array_equal(idx, it.numpy())
+    assert np.isneginf(out).all()
+    g3 = np.ones_like(out)
+    np.testing.assert_array_equal(PF.max_pool3d_backward(g3, x3, **kw), np.zeros_like(x3))
