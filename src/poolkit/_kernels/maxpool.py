@@ -74,6 +74,36 @@ def _pair_argmax(x0, x1, s0, s1, col, K, Dl, C, c):
 
 
 @njit(cache=True, inline="always")
+def _pair_argmax_arith(x0, x1, s0, s1, col, K, Dl, C, c):
+    """_pair_argmax without data-dependent branches: m is the pair's maximum (PyTorch's rule);
+    its position k in row-major order is the first cell equal to m or, if m is NaN, the last
+    NaN, both counted with integer arithmetic (random data would mispredict every branch)."""
+    m = _group_max(x0, x1, x1, col, K, Dl, C, c, 2)
+    lead = 0
+    alive = 1
+    for j in range(K):
+        alive = alive * (x0[(col + j * Dl) * C + c] != m)
+        lead += alive
+    for j in range(K):
+        alive = alive * (x1[(col + j * Dl) * C + c] != m)
+        lead += alive
+    trail = 0
+    alive = 1
+    for j in range(K - 1, -1, -1):
+        v = x1[(col + j * Dl) * C + c]
+        alive = alive * (v == v)
+        trail += alive
+    for j in range(K - 1, -1, -1):
+        v = x0[(col + j * Dl) * C + c]
+        alive = alive * (v == v)
+        trail += alive
+    isn = m != m
+    k = isn * (2 * K - 1 - trail) + (1 - isn) * lead
+    r = k // K
+    return m, s0 + r * (s1 - s0) + col + (k - r * K) * Dl
+
+
+@njit(cache=True, inline="always")
 def _border(mrow, irow, xs, rows, g, nr, ow, W, K, S, Dl, pw, C, with_idx):
     """Border column ow: cell by cell with bounds checks, rows[g:g+nr] in order."""
     start = ow * S - pw
@@ -150,12 +180,19 @@ def _argmax_row(xs, od, oh, mrow, irow, rows, init, geo, lo, hi, first, H, W, K,
         s1 = r1 + a * S - pw
         x0 = xs[s0 * C :]
         x1 = xs[s1 * C :]
-        for ow in range(n_in):
-            for c in range(C):
-                m, i = _pair_argmax(x0, x1, s0, s1, ow * S, K, Dl, C, c)
-                if _better(m, m_in[ow * C + c]):
+        if g == 0:
+            for ow in range(n_in):
+                for c in range(C):
+                    m, i = _pair_argmax_arith(x0, x1, s0, s1, ow * S, K, Dl, C, c)
                     m_in[ow * C + c] = m
                     i_in[ow * C + c] = i
+        else:
+            for ow in range(n_in):
+                for c in range(C):
+                    m, i = _pair_argmax(x0, x1, s0, s1, ow * S, K, Dl, C, c)
+                    if _better(m, m_in[ow * C + c]):
+                        m_in[ow * C + c] = m
+                        i_in[ow * C + c] = i
         k = min(2, nr - g)
         for ow in range(a):
             _border(mrow, irow, xs, rows, g, k, ow, W, K, S, Dl, pw, C, True)
