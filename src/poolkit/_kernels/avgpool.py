@@ -18,6 +18,7 @@ from .rows import (
     V_3x3s1_C1,
     V_3x3s2_C1,
     chunk_bounds,
+    next_row,
     num_chunks,
     row_coords,
     window_rows,
@@ -32,13 +33,18 @@ def _avg_chunk(x, out, t0, t1, geo, lo, hi, cnt, rows, K, S, C):
     OD, OH, OW = out.shape[1], out.shape[2], out.shape[3]
     pw, a, b = geo[2, 3], geo[2, 4], geo[2, 5]
     n_in = max(b - a, 0)
+    # Flat views made once, coordinates stepped: see maxpool._max_chunk.
+    plane, orl = D * H * W * C, OW * C
+    xall = x.reshape(x.size)
+    oall = out.reshape(out.size)
+    n, od, oh = row_coords(t0, OD, OH)
     for t in range(t0, t1):
-        n, od, oh = row_coords(t, OD, OH)
-        xs = x[n].reshape(D * H * W * C)
-        orow = out[n, od, oh].reshape(OW * C)
+        xs = xall[n * plane : (n + 1) * plane]
+        orow = oall[t * orl : (t + 1) * orl]
         o = orow[a * C :]
         nr = window_rows(od, oh, geo, lo, hi, H, W, rows)
         c0 = cnt[0, od] * cnt[1, oh]
+        n, od, oh = next_row(n, od, oh, OD, OH)
         if nr == 2 and n_in == OW:
             # The common case (two window rows, no border): sum and divide in one pass.
             x0 = xs[(rows[0] + a * S - pw) * C :]
@@ -93,17 +99,16 @@ def _avg_chunk_any(x, out, t0, t1, geo, lo, hi, cnt, variant):
     # ``variant`` is literal: only the live branch compiles (see maxpool.py).
     kw, sw, C = geo[2, 0], geo[2, 1], x.shape[4]
     rows = np.empty(geo[0, 0] * geo[1, 0], np.int64)
-    args = (x, out, t0, t1, geo, lo, hi, cnt, rows)
     if variant == V_2x2_C1:
-        _avg_chunk(*args, 2, 2, 1)
+        _avg_chunk(x, out, t0, t1, geo, lo, hi, cnt, rows, 2, 2, 1)
     elif variant == V_3x3s2_C1:
-        _avg_chunk(*args, 3, 2, 1)
+        _avg_chunk(x, out, t0, t1, geo, lo, hi, cnt, rows, 3, 2, 1)
     elif variant == V_2x2:
-        _avg_chunk(*args, 2, 2, C)
+        _avg_chunk(x, out, t0, t1, geo, lo, hi, cnt, rows, 2, 2, C)
     elif variant == V_ANY_C1 or variant == V_3x3s1_C1:
-        _avg_chunk(*args, kw, sw, 1)
+        _avg_chunk(x, out, t0, t1, geo, lo, hi, cnt, rows, kw, sw, 1)
     else:
-        _avg_chunk(*args, kw, sw, C)
+        _avg_chunk(x, out, t0, t1, geo, lo, hi, cnt, rows, kw, sw, C)
 
 
 def _avg_fwd_entry(variant):
@@ -132,13 +137,14 @@ def avg_bwd(g, gx, geo, lo, hi, cnt):
     kw, sw, pw = geo[2, 0], geo[2, 1], geo[2, 3]
     for n in prange(N):
         gs = gx[n].reshape(D * H * W * C)
+        gsample = g[n].reshape(OD * OH * OW * C)
         gs[:] = 0
         rows = np.empty(geo[0, 0] * geo[1, 0], np.int64)
         gdiv = np.empty(OW * C, gx.dtype)
         for od in range(OD):
             for oh in range(OH):
                 c0 = cnt[0, od] * cnt[1, oh]
-                grow = g[n, od, oh].reshape(OW * C)
+                grow = gsample[(od * OH + oh) * OW * C : (od * OH + oh + 1) * OW * C]
                 for ow in range(OW):
                     div = c0 * cnt[2, ow]
                     for c in range(C):

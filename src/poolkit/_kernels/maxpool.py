@@ -27,6 +27,7 @@ from .rows import (
     V_3x3s2,
     V_3x3s2_C1,
     chunk_bounds,
+    next_row,
     num_chunks,
     row_coords,
     window_rows,
@@ -127,11 +128,16 @@ def _max_chunk(x, out, t0, t1, init, geo, lo, hi, rows, dummy, K, S, Dl, C, R):
     OD, OH, OW = out.shape[1], out.shape[2], out.shape[3]
     pw, a, b = geo[2, 3], geo[2, 4], geo[2, 5]
     n_in = max(b - a, 0)
+    # Flat views made once: a reshape per (short) row costs as much as pooling it.
+    plane, orl = D * H * W * C, OW * C
+    xall = x.reshape(x.size)
+    oall = out.reshape(out.size)
+    n, od, oh = row_coords(t0, OD, OH)
     for t in range(t0, t1):
-        n, od, oh = row_coords(t, OD, OH)
-        xs = x[n].reshape(D * H * W * C)
-        orow = out[n, od, oh].reshape(OW * C)
+        xs = xall[n * plane : (n + 1) * plane]
+        orow = oall[t * orl : (t + 1) * orl]
         nr = window_rows(od, oh, geo, lo, hi, H, W, rows)
+        n, od, oh = next_row(n, od, oh, OD, OH)
         if nr == 0:
             orow[:] = init
             continue
@@ -204,12 +210,17 @@ def _argmax_row(xs, od, oh, mrow, irow, rows, init, geo, lo, hi, first, H, W, K,
 def _max_idx_chunk(x, out, idx, t0, t1, init, geo, lo, hi, first, rows, K, S, Dl, C):
     D, H, W = x.shape[1], x.shape[2], x.shape[3]
     OD, OH, OW = out.shape[1], out.shape[2], out.shape[3]
+    plane, orl = D * H * W * C, OW * C
+    xall = x.reshape(x.size)
+    oall = out.reshape(out.size)
+    iall = idx.reshape(idx.size)
+    n, od, oh = row_coords(t0, OD, OH)
     for t in range(t0, t1):
-        n, od, oh = row_coords(t, OD, OH)
         _argmax_row(
-            x[n].reshape(D * H * W * C), od, oh, out[n, od, oh].reshape(OW * C),
-            idx[n, od, oh].reshape(OW * C), rows, init, geo, lo, hi, first, H, W, K, S, Dl, C,
+            xall[n * plane : (n + 1) * plane], od, oh, oall[t * orl : (t + 1) * orl],
+            iall[t * orl : (t + 1) * orl], rows, init, geo, lo, hi, first, H, W, K, S, Dl, C,
         )
+        n, od, oh = next_row(n, od, oh, OD, OH)
 
 
 @njit(cache=True, boundscheck=False, _nrt=False)
@@ -227,6 +238,7 @@ def _max_bwd_sample(
     OD, OH, OW = g.shape[1], g.shape[2], g.shape[3]
     xs = x[n].reshape(D * H * W * C)
     gs = gx[n].reshape(D * H * W * C)
+    gsample = g[n].reshape(OD * OH * OW * C)
     if tiled:
         for i_d in range(D):
             for i_h in range(H):
@@ -242,7 +254,7 @@ def _max_bwd_sample(
             if valid[0, od] == 0 or valid[1, oh] == 0:
                 continue
             _argmax_row(xs, od, oh, mrow, irow, rows, init, geo, lo, hi, first, H, W, K, S, Dl, C)
-            grow = g[n, od, oh].reshape(OW * C)
+            grow = gsample[(od * OH + oh) * OW * C : (od * OH + oh + 1) * OW * C]
             if tiled:
                 nr = geo[0, 0] * geo[1, 0]
                 for r in range(nr):
@@ -263,42 +275,42 @@ def _max_bwd_sample(
 
 # The specialisations. ``variant`` (see rows.variant) is a literal chosen by the engine, so a
 # call compiles only its own branch: literal window width, stride and channel count for the
-# common 2-D cases; anything else runs the same code with runtime values.
+# common 2-D cases; anything else runs the same code with runtime values. The literal sizes
+# must be written in the call itself: passed through ``*args`` they arrive as plain int64 and
+# the specialisation is silently lost (measured: 2x slower).
 @njit(cache=True, boundscheck=False)
 def _max_chunk_any(x, out, t0, t1, init, geo, lo, hi, variant):
     kw, sw, dw, C = geo[2, 0], geo[2, 1], geo[2, 2], x.shape[4]
     rows = np.empty(geo[0, 0] * geo[1, 0], np.int64)
     dummy = np.empty(0, np.int64)
-    args = (x, out, t0, t1, init, geo, lo, hi, rows, dummy)
     if variant == V_2x2_C1:
-        _max_chunk(*args, 2, 2, 1, 1, 2)
+        _max_chunk(x, out, t0, t1, init, geo, lo, hi, rows, dummy, 2, 2, 1, 1, 2)
     elif variant == V_3x3s2_C1:
-        _max_chunk(*args, 3, 2, 1, 1, 3)
+        _max_chunk(x, out, t0, t1, init, geo, lo, hi, rows, dummy, 3, 2, 1, 1, 3)
     elif variant == V_3x3s1_C1:
-        _max_chunk(*args, 3, 1, 1, 1, 3)
+        _max_chunk(x, out, t0, t1, init, geo, lo, hi, rows, dummy, 3, 1, 1, 1, 3)
     elif variant == V_2x2:
-        _max_chunk(*args, 2, 2, 1, C, 2)
+        _max_chunk(x, out, t0, t1, init, geo, lo, hi, rows, dummy, 2, 2, 1, C, 2)
     elif variant == V_3x3s2:
-        _max_chunk(*args, 3, 2, 1, C, 3)
+        _max_chunk(x, out, t0, t1, init, geo, lo, hi, rows, dummy, 3, 2, 1, C, 3)
     elif variant == V_ANY_C1:
-        _max_chunk(*args, kw, sw, dw, 1, 2)
+        _max_chunk(x, out, t0, t1, init, geo, lo, hi, rows, dummy, kw, sw, dw, 1, 2)
     else:
-        _max_chunk(*args, kw, sw, dw, C, 2)
+        _max_chunk(x, out, t0, t1, init, geo, lo, hi, rows, dummy, kw, sw, dw, C, 2)
 
 
 @njit(cache=True, boundscheck=False)
 def _max_idx_chunk_any(x, out, idx, t0, t1, init, geo, lo, hi, first, variant):
     kw, sw, dw, C = geo[2, 0], geo[2, 1], geo[2, 2], x.shape[4]
     rows = np.empty(geo[0, 0] * geo[1, 0], np.int64)
-    args = (x, out, idx, t0, t1, init, geo, lo, hi, first, rows)
     if variant == V_2x2_C1:
-        _max_idx_chunk(*args, 2, 2, 1, 1)
+        _max_idx_chunk(x, out, idx, t0, t1, init, geo, lo, hi, first, rows, 2, 2, 1, 1)
     elif variant == V_2x2:
-        _max_idx_chunk(*args, 2, 2, 1, C)
+        _max_idx_chunk(x, out, idx, t0, t1, init, geo, lo, hi, first, rows, 2, 2, 1, C)
     elif variant == V_ANY_C1 or variant == V_3x3s2_C1 or variant == V_3x3s1_C1:
-        _max_idx_chunk(*args, kw, sw, dw, 1)
+        _max_idx_chunk(x, out, idx, t0, t1, init, geo, lo, hi, first, rows, kw, sw, dw, 1)
     else:
-        _max_idx_chunk(*args, kw, sw, dw, C)
+        _max_idx_chunk(x, out, idx, t0, t1, init, geo, lo, hi, first, rows, kw, sw, dw, C)
 
 
 @njit(cache=True, boundscheck=False)
@@ -307,15 +319,22 @@ def _max_bwd_sample_any(x, g, gx, n, init, geo, lo, hi, first, valid, variant, t
     rows = np.empty(geo[0, 0] * geo[1, 0], np.int64)
     mrow = np.empty(g.shape[3] * C, x.dtype)
     irow = np.empty(g.shape[3] * C, np.int64)
-    args = (x, g, gx, n, init, geo, lo, hi, first, valid, rows, mrow, irow)
     if variant == V_2x2_C1:
-        _max_bwd_sample(*args, 2, 2, 1, 1, tiled)
+        _max_bwd_sample(
+            x, g, gx, n, init, geo, lo, hi, first, valid, rows, mrow, irow, 2, 2, 1, 1, tiled
+        )
     elif variant == V_2x2:
-        _max_bwd_sample(*args, 2, 2, 1, C, tiled)
+        _max_bwd_sample(
+            x, g, gx, n, init, geo, lo, hi, first, valid, rows, mrow, irow, 2, 2, 1, C, tiled
+        )
     elif variant == V_ANY_C1 or variant == V_3x3s2_C1 or variant == V_3x3s1_C1:
-        _max_bwd_sample(*args, kw, sw, dw, 1, tiled)
+        _max_bwd_sample(
+            x, g, gx, n, init, geo, lo, hi, first, valid, rows, mrow, irow, kw, sw, dw, 1, tiled
+        )
     else:
-        _max_bwd_sample(*args, kw, sw, dw, C, tiled)
+        _max_bwd_sample(
+            x, g, gx, n, init, geo, lo, hi, first, valid, rows, mrow, irow, kw, sw, dw, C, tiled
+        )
 
 
 # Entry points (see engine.py): one per variant, each a closure over its literal variant, so

@@ -36,8 +36,22 @@ def num_chunks(n_rows):
 
 @njit(cache=True, inline="always")
 def row_coords(t, OD, OH):
-    """(sample, d, h) of flat output row t."""
+    """(sample, d, h) of flat output row t. Three divisions: call once per chunk and step with
+    next_row (per row, the divisions cost as much as pooling a short row)."""
     return t // (OD * OH), (t // OH) % OD, t % OH
+
+
+@njit(cache=True, inline="always")
+def next_row(n, od, oh, OD, OH):
+    """(sample, d, h) of the output row after (n, od, oh)."""
+    oh += 1
+    if oh == OH:
+        oh = 0
+        od += 1
+        if od == OD:
+            od = 0
+            n += 1
+    return n, od, oh
 
 
 @njit(cache=True, inline="always")
