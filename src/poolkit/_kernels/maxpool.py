@@ -223,6 +223,93 @@ def _max_idx_chunk(x, out, idx, t0, t1, init, geo, lo, hi, first, rows, K, S, Dl
         n, od, oh = next_row(n, od, oh, OD, OH)
 
 
+@njit(cache=True, inline="always")
+def _tiled_bwd_row(xs, gs, grow, rows, nr, mrow, found, OW, K, C):
+    """Gradient cells of one output row whose windows tile their nr input rows: each cell is
+    written once, g at its window's argmax and 0 elsewhere, without computing indices.
+
+    The argmax under PyTorch's rule is the first cell equal to the window's maximum (the
+    maximum only changes on a strictly greater value), or the last NaN if the maximum is NaN;
+    both are found with selects, so the loops vectorise (random data mispredicts branches)."""
+    zero = grow.dtype.type(0)
+    any_nan = False
+    if nr <= 2:
+        # One pair of rows (the 2-D common case): all in registers, one loop per gradient row.
+        # Each loop loads everything it needs before it stores, and stores to one row only:
+        # otherwise LLVM cannot rule out that a store feeds a later load, and runs the scalar
+        # loop with unpredictable branches (measured 5x slower).
+        x0 = xs[rows[0] * C :]
+        x1 = xs[rows[nr - 1] * C :]
+        g0 = gs[rows[0] * C :]
+        g1 = gs[rows[nr - 1] * C :]
+        for ow in range(OW):
+            for c in range(C):
+                m = _group_max(x0, x1, x1, ow * K, K, 1, C, c, 2)
+                gv = grow[ow * C + c]
+                any_nan |= m != m
+                done = False
+                for j in range(K):
+                    hit = (x0[(ow * K + j) * C + c] == m) & (not done)
+                    done |= hit
+                    g0[(ow * K + j) * C + c] = gv if hit else zero
+        if nr == 2:
+            for ow in range(OW):
+                for c in range(C):
+                    m = _group_max(x0, x1, x1, ow * K, K, 1, C, c, 2)
+                    gv = grow[ow * C + c]
+                    done = False
+                    for j in range(K):
+                        done |= x0[(ow * K + j) * C + c] == m
+                    for j in range(K):
+                        hit = (x1[(ow * K + j) * C + c] == m) & (not done)
+                        done |= hit
+                        g1[(ow * K + j) * C + c] = gv if hit else zero
+    else:
+        for i in range(OW * C):
+            found[i] = 0
+        for g in range(0, nr, 2):
+            x0 = xs[rows[g] * C :]
+            x1 = xs[rows[min(g + 1, nr - 1)] * C :]
+            if g == 0:
+                for ow in range(OW):
+                    for c in range(C):
+                        mrow[ow * C + c] = _group_max(x0, x1, x1, ow * K, K, 1, C, c, 2)
+            else:
+                for ow in range(OW):
+                    for c in range(C):
+                        m = _group_max(x0, x1, x1, ow * K, K, 1, C, c, 2)
+                        p = mrow[ow * C + c]
+                        mrow[ow * C + c] = m if _better(m, p) else p
+        for i in range(OW * C):
+            any_nan |= mrow[i] != mrow[i]
+        for r in range(nr):
+            xr = xs[rows[r] * C :]
+            gr = gs[rows[r] * C :]
+            for ow in range(OW):
+                for c in range(C):
+                    m = mrow[ow * C + c]
+                    gv = grow[ow * C + c]
+                    done = found[ow * C + c] != 0
+                    for j in range(K):
+                        hit = (xr[(ow * K + j) * C + c] == m) & (not done)
+                        done |= hit
+                        gr[(ow * K + j) * C + c] = gv if hit else zero
+                    found[ow * C + c] = done
+    if any_nan:
+        # A NaN maximum: no cell compared equal, so the window's cells are all 0; the
+        # gradient goes to the window's last NaN.
+        for ow in range(OW):
+            for c in range(C):
+                last = -1
+                for r in range(nr):
+                    for j in range(K):
+                        pos = (rows[r] + ow * K + j) * C + c
+                        if xs[pos] != xs[pos]:
+                            last = pos
+                if last >= 0:
+                    gs[last] = grow[ow * C + c]
+
+
 @njit(cache=True, boundscheck=False, _nrt=False)
 def _max_bwd_sample(
     x, g, gx, n, init, geo, lo, hi, first, valid, rows, mrow, irow, K, S, Dl, C, tiled
@@ -232,8 +319,8 @@ def _max_bwd_sample(
     General case: the sample is zeroed while in cache, then g is scatter-added in output
     row-major order, as PyTorch does, so overlapping windows accumulate identically.
     ``tiled`` (windows tile the input without overlap, padding or partial windows): every
-    gradient cell is written exactly once, g at the argmax and 0 elsewhere, and the cells no
-    window covers are zeroed."""
+    gradient cell is written exactly once (_tiled_bwd_row), and the cells no window covers
+    are zeroed."""
     D, H, W = x.shape[1], x.shape[2], x.shape[3]
     OD, OH, OW = g.shape[1], g.shape[2], g.shape[3]
     xs = x[n].reshape(D * H * W * C)
@@ -251,26 +338,19 @@ def _max_bwd_sample(
         gs[:] = 0
     for od in range(OD):
         for oh in range(OH):
+            grow = gsample[(od * OH + oh) * OW * C : (od * OH + oh + 1) * OW * C]
+            if tiled:
+                nr = window_rows(od, oh, geo, lo, hi, H, W, rows)
+                _tiled_bwd_row(xs, gs, grow, rows, nr, mrow, irow, OW, K, C)
+                continue
             if valid[0, od] == 0 or valid[1, oh] == 0:
                 continue
             _argmax_row(xs, od, oh, mrow, irow, rows, init, geo, lo, hi, first, H, W, K, S, Dl, C)
-            grow = gsample[(od * OH + oh) * OW * C : (od * OH + oh + 1) * OW * C]
-            if tiled:
-                nr = geo[0, 0] * geo[1, 0]
-                for r in range(nr):
-                    ro = rows[r]
-                    grow_cells = gs[ro * C :]
-                    for ow in range(OW):
-                        for j in range(K):
-                            for c in range(C):
-                                hit = irow[ow * C + c] == ro + ow * K + j
-                                grow_cells[(ow * K + j) * C + c] = grow[ow * C + c] if hit else 0
-            else:
-                for ow in range(OW):
-                    if valid[2, ow] == 0:
-                        continue
-                    for c in range(C):
-                        gs[irow[ow * C + c] * C + c] += grow[ow * C + c]
+            for ow in range(OW):
+                if valid[2, ow] == 0:
+                    continue
+                for c in range(C):
+                    gs[irow[ow * C + c] * C + c] += grow[ow * C + c]
 
 
 # The specialisations. ``variant`` (see rows.variant) is a literal chosen by the engine, so a
