@@ -228,7 +228,7 @@ def pool(
         x3 = _lift_array(v, cl)
         o3 = _lift_array(out, cl)
         variant = _variant(
-            spec.window[-1], spec.stride[-1], spec.dilation[-1], x3.shape[4], dt.kind == "f"
+            spec.window[-1], spec.stride[-1], spec.dilation[-1], x3.shape[4], dt == np.float32
         )
         if mode == "max":
             geo, lo, hi, first, _, _ = _tables(spec)
@@ -279,7 +279,9 @@ def pool_backward(
     if gx.size and g.size:
         g3 = _lift_array(g, cl)
         gx3 = _lift_array(gx, cl)
-        variant = _variant(spec.window[-1], spec.stride[-1], spec.dilation[-1], gx3.shape[4])
+        variant = _variant(
+            spec.window[-1], spec.stride[-1], spec.dilation[-1], gx3.shape[4], dt == np.float32
+        )
         if mode == "max":
             geo, lo, hi, first, valid, _ = _tables(spec)
             x3 = _lift_array(v, cl)

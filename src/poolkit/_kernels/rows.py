@@ -70,11 +70,12 @@ V_3x3s2 = 6
 VARIANTS = (V_ANY, V_ANY_C1, V_2x2_C1, V_3x3s2_C1, V_3x3s1_C1, V_2x2, V_3x3s2)
 
 
-def variant(kw: int, sw: int, dw: int, channels: int, floating: bool = True) -> int:
+def variant(kw: int, sw: int, dw: int, channels: int, specialise: bool = True) -> int:
     """The specialised kernel for a problem's last spatial dim (window, stride, dilation) and
-    channel count. Integer arrays take the generic kernels: fewer compilations for dtypes that
-    are rarely speed-critical."""
-    if not floating:
+    channel count. Only float32 work (``specialise``; float16 is computed in float32) takes the
+    literal specialisations: each one is a separate compilation per kernel, and the other
+    dtypes are rarely speed-critical, so they share the generic kernels."""
+    if not specialise:
         return V_ANY_C1 if channels == 1 else V_ANY
     if channels == 1:
         if dw == 1:
