@@ -190,7 +190,14 @@ def _init_value(dtype: np.dtype):
 
 
 def _compute_dtype(dtype: np.dtype) -> np.dtype:
-    return np.dtype(np.float32) if dtype == np.float16 else dtype
+    """float16 is computed in float32; integers in int64 (uint64 in uint64), which holds every
+    value exactly, so the cast back is exact and the kernels compile for two integer dtypes
+    instead of eight."""
+    if dtype == np.float16:
+        return np.dtype(np.float32)
+    if dtype.kind in "iu":
+        return np.dtype(np.uint64) if dtype == np.uint64 else np.dtype(np.int64)
+    return dtype
 
 
 def output_shape(x_shape: tuple, spec: PoolSpec, channels_last: bool) -> tuple:
@@ -232,7 +239,7 @@ def pool(
         )
         if mode == "max":
             geo, lo, hi, first, _, _ = _tables(spec)
-            init = _init_value(dt)
+            init = dt.type(_init_value(x.dtype))  # an empty window: the input dtype's minimum
             if return_indices:
                 _max.MAX_FWD_IDX[variant](x3, o3, _lift_array(idx, cl), init, geo, lo, hi, first)
             else:

@@ -98,32 +98,26 @@ def _avg_chunk(x, out, t0, t1, geo, lo, hi, cnt, rows, K, S, C):
                 orow[ow * C + c] = orow[ow * C + c] / div
 
 
-@njit(cache=True, boundscheck=False)
-def _avg_chunk_any(x, out, t0, t1, geo, lo, hi, cnt, variant):
-    # ``variant`` is literal: only the live branch compiles (see maxpool.py).
-    kw, sw, C = geo[2, 0], geo[2, 1], x.shape[4]
-    rows = np.empty(geo[0, 0] * geo[1, 0], np.int64)
-    if variant == V_2x2_C1:
-        _avg_chunk(x, out, t0, t1, geo, lo, hi, cnt, rows, 2, 2, 1)
-    elif variant == V_3x3s2_C1:
-        _avg_chunk(x, out, t0, t1, geo, lo, hi, cnt, rows, 3, 2, 1)
-    elif variant == V_2x2:
-        _avg_chunk(x, out, t0, t1, geo, lo, hi, cnt, rows, 2, 2, C)
-    elif variant == V_ANY_C1 or variant == V_3x3s1_C1:
-        _avg_chunk(x, out, t0, t1, geo, lo, hi, cnt, rows, kw, sw, 1)
-    else:
-        _avg_chunk(x, out, t0, t1, geo, lo, hi, cnt, rows, kw, sw, C)
-
-
 def _avg_fwd_entry(variant):
-    # One entry per literal variant, as in maxpool.py.
+    # One entry per variant, its branches pruned at compile time (see maxpool.py).
     @njit(cache=True, parallel=True)
     def avg_fwd(x, out, geo, lo, hi, cnt):
         n_rows = out.shape[0] * out.shape[1] * out.shape[2]
         n_chunks = num_chunks(n_rows)
+        kw, sw, C = geo[2, 0], geo[2, 1], x.shape[4]
         for ch in prange(n_chunks):
             t0, t1 = chunk_bounds(ch, n_chunks, n_rows)
-            _avg_chunk_any(x, out, t0, t1, geo, lo, hi, cnt, variant)
+            rows = np.empty(geo[0, 0] * geo[1, 0], np.int64)
+            if variant == V_2x2_C1:
+                _avg_chunk(x, out, t0, t1, geo, lo, hi, cnt, rows, 2, 2, 1)
+            elif variant == V_3x3s2_C1:
+                _avg_chunk(x, out, t0, t1, geo, lo, hi, cnt, rows, 3, 2, 1)
+            elif variant == V_2x2:
+                _avg_chunk(x, out, t0, t1, geo, lo, hi, cnt, rows, 2, 2, C)
+            elif variant == V_ANY_C1 or variant == V_3x3s1_C1:
+                _avg_chunk(x, out, t0, t1, geo, lo, hi, cnt, rows, kw, sw, 1)
+            else:
+                _avg_chunk(x, out, t0, t1, geo, lo, hi, cnt, rows, kw, sw, C)
         return out
 
     return avg_fwd

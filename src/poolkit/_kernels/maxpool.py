@@ -10,15 +10,20 @@ maximum" composes that way, so value and index equal the row-major scan. An odd 
 paired with itself, which changes neither.
 
 Speed: each parallel task handles a chunk of output rows in one call compiled for literal
-window width, stride, dilation and channel count (``_specialise``), so LLVM unrolls the window
-and vectorises the column (C == 1) or channel loop; interior columns need no bounds checks and
-their row views start at the first window, so no runtime offset blocks vectorisation.
+window width, stride, dilation and channel count (the entry points at the end), so LLVM unrolls
+the window and vectorises the column (C == 1) or channel loop; interior columns need no bounds
+checks and their row views start at the first window, so no runtime offset blocks
+vectorisation. Row coordinates are stepped, not divided, and flat views are made once per
+chunk: for short rows either costs as much as the pooling. What LLVM will not vectorise, found
+by measurement: a loop that loads after a store it cannot prove independent, and (so far) the
+3x3 stride-2 window over a channels-first row, which runs as scalar code.
 """
 
 import numpy as np
 from numba import njit, prange
 
 from .rows import (
+    V_ANY,
     V_ANY_C1,
     VARIANTS,
     V_2x2,
@@ -311,40 +316,45 @@ def _tiled_bwd_row(xs, gs, grow, rows, nr, mrow, found, OW, K, C):
 
 
 @njit(cache=True, boundscheck=False, _nrt=False)
-def _max_bwd_sample(
-    x, g, gx, n, init, geo, lo, hi, first, valid, rows, mrow, irow, K, S, Dl, C, tiled
-):
-    """gx[n] from g[n]: each window's gradient goes to its argmax.
-
-    General case: the sample is zeroed while in cache, then g is scatter-added in output
-    row-major order, as PyTorch does, so overlapping windows accumulate identically.
-    ``tiled`` (windows tile the input without overlap, padding or partial windows): every
-    gradient cell is written exactly once (_tiled_bwd_row), and the cells no window covers
-    are zeroed."""
+def _max_bwd_tiled(x, g, gx, n, geo, lo, hi, rows, mrow, found, K, C):
+    """gx[n] from g[n] when the windows tile the input (no overlap, padding or partial
+    windows): every gradient cell is written exactly once (_tiled_bwd_row), and the cells no
+    window covers are zeroed."""
     D, H, W = x.shape[1], x.shape[2], x.shape[3]
     OD, OH, OW = g.shape[1], g.shape[2], g.shape[3]
     xs = x[n].reshape(D * H * W * C)
     gs = gx[n].reshape(D * H * W * C)
     gsample = g[n].reshape(OD * OH * OW * C)
-    if tiled:
-        for i_d in range(D):
-            for i_h in range(H):
-                ro = (i_d * H + i_h) * W
-                if i_d >= OD * geo[0, 0] or i_h >= OH * geo[1, 0]:
-                    gs[ro * C : (ro + W) * C] = 0
-                else:
-                    gs[(ro + OW * K) * C : (ro + W) * C] = 0
-    else:
-        gs[:] = 0
+    for i_d in range(D):
+        for i_h in range(H):
+            ro = (i_d * H + i_h) * W
+            if i_d >= OD * geo[0, 0] or i_h >= OH * geo[1, 0]:
+                gs[ro * C : (ro + W) * C] = 0
+            else:
+                gs[(ro + OW * K) * C : (ro + W) * C] = 0
     for od in range(OD):
         for oh in range(OH):
             grow = gsample[(od * OH + oh) * OW * C : (od * OH + oh + 1) * OW * C]
-            if tiled:
-                nr = window_rows(od, oh, geo, lo, hi, H, W, rows)
-                _tiled_bwd_row(xs, gs, grow, rows, nr, mrow, irow, OW, K, C)
-                continue
+            nr = window_rows(od, oh, geo, lo, hi, H, W, rows)
+            _tiled_bwd_row(xs, gs, grow, rows, nr, mrow, found, OW, K, C)
+
+
+@njit(cache=True, boundscheck=False, _nrt=False)
+def _max_bwd_scatter(x, g, gx, n, init, geo, lo, hi, first, valid, rows, mrow, irow, K, S, Dl, C):
+    """gx[n] from g[n], general case: the sample is zeroed while in cache, then each window's
+    gradient is added at its argmax in output row-major order, as PyTorch does, so
+    overlapping windows accumulate identically."""
+    D, H, W = x.shape[1], x.shape[2], x.shape[3]
+    OD, OH, OW = g.shape[1], g.shape[2], g.shape[3]
+    xs = x[n].reshape(D * H * W * C)
+    gs = gx[n].reshape(D * H * W * C)
+    gsample = g[n].reshape(OD * OH * OW * C)
+    gs[:] = 0
+    for od in range(OD):
+        for oh in range(OH):
             if valid[0, od] == 0 or valid[1, oh] == 0:
                 continue
+            grow = gsample[(od * OH + oh) * OW * C : (od * OH + oh + 1) * OW * C]
             _argmax_row(xs, od, oh, mrow, irow, rows, init, geo, lo, hi, first, H, W, K, S, Dl, C)
             for ow in range(OW):
                 if valid[2, ow] == 0:
@@ -353,72 +363,13 @@ def _max_bwd_sample(
                     gs[irow[ow * C + c] * C + c] += grow[ow * C + c]
 
 
-# The specialisations. ``variant`` (see rows.variant) is a literal chosen by the engine, so a
-# call compiles only its own branch: literal window width, stride and channel count for the
-# common 2-D cases; anything else runs the same code with runtime values. The literal sizes
-# must be written in the call itself: passed through ``*args`` they arrive as plain int64 and
-# the specialisation is silently lost (measured: 2x slower).
-@njit(cache=True, boundscheck=False)
-def _max_chunk_any(x, out, t0, t1, init, geo, lo, hi, variant):
-    kw, sw, dw, C = geo[2, 0], geo[2, 1], geo[2, 2], x.shape[4]
-    rows = np.empty(geo[0, 0] * geo[1, 0], np.int64)
-    dummy = np.empty(0, np.int64)
-    if variant == V_2x2_C1:
-        _max_chunk(x, out, t0, t1, init, geo, lo, hi, rows, dummy, 2, 2, 1, 1, 2)
-    elif variant == V_3x3s2_C1:
-        _max_chunk(x, out, t0, t1, init, geo, lo, hi, rows, dummy, 3, 2, 1, 1, 3)
-    elif variant == V_3x3s1_C1:
-        _max_chunk(x, out, t0, t1, init, geo, lo, hi, rows, dummy, 3, 1, 1, 1, 3)
-    elif variant == V_2x2:
-        _max_chunk(x, out, t0, t1, init, geo, lo, hi, rows, dummy, 2, 2, 1, C, 2)
-    elif variant == V_3x3s2:
-        _max_chunk(x, out, t0, t1, init, geo, lo, hi, rows, dummy, 3, 2, 1, C, 3)
-    elif variant == V_ANY_C1:
-        _max_chunk(x, out, t0, t1, init, geo, lo, hi, rows, dummy, kw, sw, dw, 1, 2)
-    else:
-        _max_chunk(x, out, t0, t1, init, geo, lo, hi, rows, dummy, kw, sw, dw, C, 2)
-
-
-@njit(cache=True, boundscheck=False)
-def _max_idx_chunk_any(x, out, idx, t0, t1, init, geo, lo, hi, first, variant):
-    kw, sw, dw, C = geo[2, 0], geo[2, 1], geo[2, 2], x.shape[4]
-    rows = np.empty(geo[0, 0] * geo[1, 0], np.int64)
-    if variant == V_2x2_C1:
-        _max_idx_chunk(x, out, idx, t0, t1, init, geo, lo, hi, first, rows, 2, 2, 1, 1)
-    elif variant == V_2x2:
-        _max_idx_chunk(x, out, idx, t0, t1, init, geo, lo, hi, first, rows, 2, 2, 1, C)
-    elif variant == V_ANY_C1 or variant == V_3x3s2_C1 or variant == V_3x3s1_C1:
-        _max_idx_chunk(x, out, idx, t0, t1, init, geo, lo, hi, first, rows, kw, sw, dw, 1)
-    else:
-        _max_idx_chunk(x, out, idx, t0, t1, init, geo, lo, hi, first, rows, kw, sw, dw, C)
-
-
-@njit(cache=True, boundscheck=False)
-def _max_bwd_sample_any(x, g, gx, n, init, geo, lo, hi, first, valid, variant, tiled):
-    kw, sw, dw, C = geo[2, 0], geo[2, 1], geo[2, 2], x.shape[4]
-    rows = np.empty(geo[0, 0] * geo[1, 0], np.int64)
-    mrow = np.empty(g.shape[3] * C, x.dtype)
-    irow = np.empty(g.shape[3] * C, np.int64)
-    if variant == V_2x2_C1:
-        _max_bwd_sample(
-            x, g, gx, n, init, geo, lo, hi, first, valid, rows, mrow, irow, 2, 2, 1, 1, tiled
-        )
-    elif variant == V_2x2:
-        _max_bwd_sample(
-            x, g, gx, n, init, geo, lo, hi, first, valid, rows, mrow, irow, 2, 2, 1, C, tiled
-        )
-    elif variant == V_ANY_C1 or variant == V_3x3s2_C1 or variant == V_3x3s1_C1:
-        _max_bwd_sample(
-            x, g, gx, n, init, geo, lo, hi, first, valid, rows, mrow, irow, kw, sw, dw, 1, tiled
-        )
-    else:
-        _max_bwd_sample(
-            x, g, gx, n, init, geo, lo, hi, first, valid, rows, mrow, irow, kw, sw, dw, C, tiled
-        )
-
-
-# Entry points (see engine.py): one per variant, each a closure over its literal variant, so
-# a call compiles only the branch it needs and dispatches with no Python-level overhead.
+# Entry points (see engine.py): one per kernel variant (see rows.variant), each a closure over
+# its variant. Numba prunes the branches of a closure's ``if variant == ...`` at compile time,
+# so an entry compiles only its own specialisation: literal window width, stride and channel
+# count for the common 2-D cases; anything else runs the same code with runtime values.
+# (Passed on as a function argument the variant is not pruned, and every entry would compile
+# every specialisation.) The literal sizes must be written in the call itself: through
+# ``*args`` they arrive as plain int64 and the specialisation is silently lost (2x slower).
 
 
 def _max_fwd_entry(variant):
@@ -426,9 +377,25 @@ def _max_fwd_entry(variant):
     def max_fwd(x, out, init, geo, lo, hi):
         n_rows = out.shape[0] * out.shape[1] * out.shape[2]
         n_chunks = num_chunks(n_rows)
+        kw, sw, dw, C = geo[2, 0], geo[2, 1], geo[2, 2], x.shape[4]
         for ch in prange(n_chunks):
             t0, t1 = chunk_bounds(ch, n_chunks, n_rows)
-            _max_chunk_any(x, out, t0, t1, init, geo, lo, hi, variant)
+            rows = np.empty(geo[0, 0] * geo[1, 0], np.int64)
+            dummy = np.empty(0, np.int64)
+            if variant == V_2x2_C1:
+                _max_chunk(x, out, t0, t1, init, geo, lo, hi, rows, dummy, 2, 2, 1, 1, 2)
+            elif variant == V_3x3s2_C1:
+                _max_chunk(x, out, t0, t1, init, geo, lo, hi, rows, dummy, 3, 2, 1, 1, 3)
+            elif variant == V_3x3s1_C1:
+                _max_chunk(x, out, t0, t1, init, geo, lo, hi, rows, dummy, 3, 1, 1, 1, 3)
+            elif variant == V_2x2:
+                _max_chunk(x, out, t0, t1, init, geo, lo, hi, rows, dummy, 2, 2, 1, C, 2)
+            elif variant == V_3x3s2:
+                _max_chunk(x, out, t0, t1, init, geo, lo, hi, rows, dummy, 3, 2, 1, C, 3)
+            elif variant == V_ANY_C1:
+                _max_chunk(x, out, t0, t1, init, geo, lo, hi, rows, dummy, kw, sw, dw, 1, 2)
+            else:
+                _max_chunk(x, out, t0, t1, init, geo, lo, hi, rows, dummy, kw, sw, dw, C, 2)
         return out
 
     return max_fwd
@@ -439,9 +406,18 @@ def _max_fwd_idx_entry(variant):
     def max_fwd_idx(x, out, idx, init, geo, lo, hi, first):
         n_rows = out.shape[0] * out.shape[1] * out.shape[2]
         n_chunks = num_chunks(n_rows)
+        kw, sw, dw, C = geo[2, 0], geo[2, 1], geo[2, 2], x.shape[4]
         for ch in prange(n_chunks):
             t0, t1 = chunk_bounds(ch, n_chunks, n_rows)
-            _max_idx_chunk_any(x, out, idx, t0, t1, init, geo, lo, hi, first, variant)
+            rows = np.empty(geo[0, 0] * geo[1, 0], np.int64)
+            if variant == V_2x2_C1:
+                _max_idx_chunk(x, out, idx, t0, t1, init, geo, lo, hi, first, rows, 2, 2, 1, 1)
+            elif variant == V_2x2:
+                _max_idx_chunk(x, out, idx, t0, t1, init, geo, lo, hi, first, rows, 2, 2, 1, C)
+            elif variant == V_ANY_C1 or variant == V_3x3s2_C1 or variant == V_3x3s1_C1:
+                _max_idx_chunk(x, out, idx, t0, t1, init, geo, lo, hi, first, rows, kw, sw, dw, 1)
+            else:
+                _max_idx_chunk(x, out, idx, t0, t1, init, geo, lo, hi, first, rows, kw, sw, dw, C)
         return out, idx
 
     return max_fwd_idx
@@ -453,8 +429,31 @@ def _max_bwd_entry(variant, tiled):
         """Gradient of max pooling; one sample (or channels-first plane) per task: race-free
         and deterministic. ``valid[r, o]`` is 0 for a window with no in-bounds cell, whose
         gradient goes nowhere."""
+        kw, sw, dw, C = geo[2, 0], geo[2, 1], geo[2, 2], x.shape[4]
         for n in prange(x.shape[0]):
-            _max_bwd_sample_any(x, g, gx, n, init, geo, lo, hi, first, valid, variant, tiled)
+            rows = np.empty(geo[0, 0] * geo[1, 0], np.int64)
+            mrow = np.empty(g.shape[3] * C, x.dtype)
+            irow = np.empty(g.shape[3] * C, np.int64)
+            if tiled:
+                if variant == V_2x2_C1:
+                    _max_bwd_tiled(x, g, gx, n, geo, lo, hi, rows, mrow, irow, 2, 1)
+                elif variant == V_2x2:
+                    _max_bwd_tiled(x, g, gx, n, geo, lo, hi, rows, mrow, irow, 2, C)
+                elif variant == V_ANY_C1 or variant == V_3x3s2_C1 or variant == V_3x3s1_C1:
+                    _max_bwd_tiled(x, g, gx, n, geo, lo, hi, rows, mrow, irow, kw, 1)
+                else:
+                    _max_bwd_tiled(x, g, gx, n, geo, lo, hi, rows, mrow, irow, kw, C)
+            else:
+                if variant == V_ANY or variant == V_2x2 or variant == V_3x3s2:
+                    _max_bwd_scatter(
+                        x, g, gx, n, init, geo, lo, hi, first, valid, rows, mrow, irow,
+                        kw, sw, dw, C,
+                    )
+                else:
+                    _max_bwd_scatter(
+                        x, g, gx, n, init, geo, lo, hi, first, valid, rows, mrow, irow,
+                        kw, sw, dw, 1,
+                    )
         return gx
 
     return max_bwd
