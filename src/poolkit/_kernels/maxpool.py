@@ -15,8 +15,8 @@ the window and vectorises the column (C == 1) or channel loop; interior columns 
 checks and their row views start at the first window, so no runtime offset blocks
 vectorisation. Row coordinates are stepped, not divided, and flat views are made once per
 chunk: for short rows either costs as much as the pooling. What LLVM will not vectorise, found
-by measurement: a loop that loads after a store it cannot prove independent, and (so far) the
-3x3 stride-2 window over a channels-first row, which runs as scalar code.
+by measurement: a loop that loads after a store it cannot prove independent, and a column loop
+whose body is a one-trip channel loop around a large window (so C == 1 has loops of its own).
 """
 
 import numpy as np
@@ -153,10 +153,21 @@ def _max_chunk(x, out, t0, t1, init, geo, lo, hi, rows, dummy, K, S, Dl, C, R):
             x0 = xs[(rows[g] + a * S - pw) * C :]
             x1 = xs[(rows[min(g + 1, nr - 1)] + a * S - pw) * C :]
             x2 = xs[(rows[min(g + 2, nr - 1)] + a * S - pw) * C :]
-            if g == 0:
+            # C == 1 gets loops without the channel loop: LLVM does not remove a one-trip
+            # loop around a large body before vectorising, and then the column loop stays
+            # scalar (measured for 3x3/2: 12 -> 7.6 ms).
+            if g == 0 and C == 1:
+                for ow in range(n_in):
+                    o[ow] = _group_max(x0, x1, x2, ow * S, K, Dl, 1, 0, R)
+            elif g == 0:
                 for ow in range(n_in):
                     for c in range(C):
                         o[ow * C + c] = _group_max(x0, x1, x2, ow * S, K, Dl, C, c, R)
+            elif C == 1:
+                for ow in range(n_in):
+                    m = _group_max(x0, x1, x2, ow * S, K, Dl, 1, 0, R)
+                    p = o[ow]
+                    o[ow] = m if _better(m, p) else p
             else:
                 for ow in range(n_in):
                     for c in range(C):
