@@ -1,7 +1,7 @@
 """Train the tutorial's CNN side by side in ONE process: torch 2.x CPU and poolkit.keras.
 
 Same data (Fashion-MNIST by default, via poolkit.keras.datasets), same initial weights (poolkit's
-glorot init copied into torch), batch 32, Adam(1e-3), each shuffling with its own generator.
+glorot init copied into torch), batch 32, Adam(1e-3), the same shuffled batches each epoch.
 Epochs alternate
 (torch, poolkit, torch, ...) so a change in machine load hits both. Prints per-epoch seconds, the
 ratio poolkit/torch, test accuracy after each epoch, peak memory and the load average.
@@ -119,8 +119,9 @@ def main(argv=None) -> int:
             t_times.append(time.perf_counter() - t)
             t_accs.append(torch_acc())
         if args.only in ("both", "poolkit"):
+            xo, yo = xtr[order], ytr[order]  # the batches torch sees, in its order
             t = time.perf_counter()
-            model.fit(xtr, ytr, batch_size=bs, epochs=1, shuffle=True, verbose=0)
+            model.fit(xo, yo, batch_size=bs, epochs=1, shuffle=False, verbose=0)
             p_times.append(time.perf_counter() - t)
             p_accs.append(model.evaluate(xte, yte, batch_size=1000, verbose=0)[1])
         line = f"epoch {epoch + 1}:"
