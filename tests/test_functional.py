@@ -375,3 +375,47 @@ def test_empty_window_gradient_goes_nowhere():
     assert np.isneginf(out).all()
     g3 = np.ones_like(out)
     np.testing.assert_array_equal(PF.max_pool3d_backward(g3, x3, **kw), np.zeros_like(x3))
+
+
+# Windows far larger than the input: the kernels see only the offsets that can land in it.
+@pytest.mark.parametrize(
+    "n_in, k, s, p, d, ceil",
+    [
+        (1, 2**22, 1, 2**21, 1, False),  # once a loop over 4M offsets per call (13 s)
+        (2, 2**20 + 1, 3, 2**19, 1, True),
+        (3, 9, 2, 4, 1, True),
+        (3, 5, 3, 2, 2, True),
+        (2, 8, 3, 4, 1, True),
+    ],
+)
+def test_huge_windows_over_small_inputs_match_torch(n_in, k, s, p, d, ceil):
+    rng = np.random.default_rng(n_in * 31 + k % 97)
+    x = rng.standard_normal((2, 3, n_in)).astype(np.float32)
+    tx = torch.from_numpy(x).requires_grad_(True)
+    to, ti = TF.max_pool1d(tx, k, s, p, d, ceil, True)
+    o, i = PF.max_pool1d(x, k, s, p, d, ceil, True)
+    # Compare where a window reads input (torch 2.13 mishandles windows that read none).
+    live = np.isfinite(to.detach().numpy())
+    assert live.any()
+    assert_bits_equal(o[live], to.detach().numpy()[live])
+    np.testing.assert_array_equal(i[live], ti.numpy()[live])
+    if live.all():
+        g = rng.standard_normal(o.shape).astype(np.float32)
+        (tg,) = torch.autograd.grad(to, tx, torch.from_numpy(g))
+        np.testing.assert_array_equal(PF.max_pool1d_backward(g, x, k, s, p, d, ceil), tg.numpy())
+    if d == 1:
+        for cip in (True, False):
+            ta = TF.avg_pool1d(torch.from_numpy(x), k, s, p, ceil, cip).numpy()
+            np.testing.assert_allclose(PF.avg_pool1d(x, k, s, p, ceil, cip), ta, rtol=1e-6)
+
+
+@pytest.mark.parametrize("dtype", [np.int8, np.uint8, np.int32, np.float32])
+def test_empty_dilated_window_gives_the_dtype_minimum(dtype):
+    """Positions -1 and 4 of a length-4 input: no cell is read. Integers are pooled in int64
+    and cast back, so the empty window must start from the input dtype's minimum."""
+    x = np.arange(4, dtype=dtype).reshape(1, 1, 4)
+    out, idx = PF.max_pool1d(x, 2, 1, 1, 5, return_indices=True)
+    lowest = -np.inf if np.dtype(dtype).kind == "f" else np.iinfo(dtype).min
+    assert out.dtype == dtype and out.ravel().tolist() == [lowest]
+    _, it = TF.max_pool1d(torch.from_numpy(x.astype(np.float32)), 2, 1, 1, 5, return_indices=True)
+    np.testing.assert_array_equal(idx, it.numpy())

@@ -108,9 +108,22 @@ def _lift(spec: PoolSpec):
     )
 
 
+def _live_offsets(k: int, s: int, d: int, pb: int, n_in: int, n_out: int) -> tuple[int, int]:
+    """(first, count) of the window offsets j that can land in the input for some output,
+    0 <= o*s - pb + j*d < n_in with 0 <= o < n_out (a superset: bounds are still checked)."""
+    j_lo = min(max(0, -(-(pb - (n_out - 1) * s) // d)), k - 1)
+    j_hi = max(min(k - 1, (pb + n_in - 1) // d), j_lo)
+    return j_lo, j_hi - j_lo + 1
+
+
 def _tables(spec: PoolSpec, acc_dtype=None):
+    """Per-dim tables for the kernels. The kernels see only the window offsets that can land
+    in the input (``_live_offsets``): the others only ever read padding, so dropping them
+    changes no value, index or order, and a huge window over a small input no longer costs a
+    loop over every offset. ``first``, ``valid`` and the divisors use the full window."""
     L, K, S, Dl, PB, PA, O = _lift(spec)
-    kmax, omax = max(K), max(O)
+    live = [_live_offsets(K[r], S[r], Dl[r], PB[r], L[r], O[r]) for r in range(3)]
+    kmax, omax = max(n for _, n in live), max(O)
     geo = np.zeros((3, 6), np.int64)
     lo = np.zeros((3, kmax), np.int64)
     hi = np.zeros((3, kmax), np.int64)
@@ -119,12 +132,15 @@ def _tables(spec: PoolSpec, acc_dtype=None):
     cnt = np.ones((3, omax), acc_dtype or np.float64)
     for r in range(3):
         k, s, d, pb, pa, n_in, n_out = K[r], S[r], Dl[r], PB[r], PA[r], L[r], O[r]
-        # Interior outputs [a, b): every window offset is in bounds (no per-cell checks).
-        a = min(-(-pb // s), n_out)
-        b = max(min((n_in - 1 + pb - (k - 1) * d) // s + 1, n_out), a)
-        geo[r] = (k, s, d, pb, a, b)
-        for j in range(k):
-            a = pb - j * d  # o*s >= a  and  o*s <= a + n_in - 1
+        j_lo, kl = live[r]
+        pl = pb - j_lo * d  # the live window: kl offsets from pl before the output's start
+        # Interior outputs [a, b): every live offset is in bounds (no per-cell checks). pl
+        # can be negative once leading offsets are dropped; the interior still starts at 0.
+        a = min(max(-(-pl // s), 0), n_out)
+        b = max(min((n_in - 1 + pl - (kl - 1) * d) // s + 1, n_out), a)
+        geo[r] = (kl, s, d, pl, a, b)
+        for j in range(kl):
+            a = pl - j * d  # o*s >= a  and  o*s <= a + n_in - 1
             lo[r, j] = min(max(0, -(-a // s)), n_out)
             hi[r, j] = max(min(n_out, (a + n_in - 1) // s + 1), lo[r, j])
         o = np.arange(n_out, dtype=np.int64)
@@ -200,6 +216,11 @@ def _compute_dtype(dtype: np.dtype) -> np.dtype:
     return dtype
 
 
+def _kernel_variant(geo: np.ndarray, channels: int, dt: np.dtype) -> int:
+    """The kernel variant for the last dim's live window (geo row 2), specialised for float32."""
+    return _variant(int(geo[2, 0]), int(geo[2, 1]), int(geo[2, 2]), channels, dt == np.float32)
+
+
 def output_shape(x_shape: tuple, spec: PoolSpec, channels_last: bool) -> tuple:
     return _out_shape(tuple(x_shape), spec, channels_last)
 
@@ -234,21 +255,18 @@ def pool(
     if out.size:
         x3 = _lift_array(v, cl)
         o3 = _lift_array(out, cl)
-        variant = _variant(
-            spec.window[-1], spec.stride[-1], spec.dilation[-1], x3.shape[4], dt == np.float32
-        )
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+        geo, lo, hi, first, _, cnt = _tables(spec, dt if mode == "avg" else None)
+        variant = _kernel_variant(geo, x3.shape[4], dt)
         if mode == "max":
-            geo, lo, hi, first, _, _ = _tables(spec)
             init = dt.type(_init_value(x.dtype))  # an empty window: the input dtype's minimum
             if return_indices:
                 _max.MAX_FWD_IDX[variant](x3, o3, _lift_array(idx, cl), init, geo, lo, hi, first)
             else:
                 _max.MAX_FWD[variant](x3, o3, init, geo, lo, hi)
-        elif mode == "avg":
-            geo, lo, hi, _, _, cnt = _tables(spec, dt)
-            _avg.AVG_FWD[variant](x3, o3, geo, lo, hi, cnt)
         else:
-            raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+            _avg.AVG_FWD[variant](x3, o3, geo, lo, hi, cnt)
     if out.dtype != x.dtype:
         out = out.astype(x.dtype)
     if cl != channels_last:
@@ -286,11 +304,11 @@ def pool_backward(
     if gx.size and g.size:
         g3 = _lift_array(g, cl)
         gx3 = _lift_array(gx, cl)
-        variant = _variant(
-            spec.window[-1], spec.stride[-1], spec.dilation[-1], gx3.shape[4], dt == np.float32
-        )
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+        geo, lo, hi, first, valid, cnt = _tables(spec, dt if mode == "avg" else None)
+        variant = _kernel_variant(geo, gx3.shape[4], dt)
         if mode == "max":
-            geo, lo, hi, first, valid, _ = _tables(spec)
             x3 = _lift_array(v, cl)
             tiled = all(
                 s == k and d == 1 and p == 0 and o * k <= n
@@ -300,11 +318,8 @@ def pool_backward(
                 )
             )
             _max.MAX_BWD[variant, tiled](x3, g3, gx3, _init_value(dt), geo, lo, hi, first, valid)
-        elif mode == "avg":
-            geo, lo, hi, _, _, cnt = _tables(spec, dt)
-            _avg.avg_bwd(g3, gx3, geo, lo, hi, cnt)
         else:
-            raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+            _avg.avg_bwd(g3, gx3, geo, lo, hi, cnt)
     else:
         gx[...] = 0
     if gx.dtype != x.dtype:
