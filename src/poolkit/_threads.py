@@ -1,0 +1,127 @@
+"""poolkit's worker threads.
+
+Every compiled kernel is serial and releases the GIL (``nogil=True``); parallelism comes from
+calling it on disjoint task ranges from several Python threads (:func:`parallel_for`). poolkit
+therefore uses no Numba threading layer at all, which makes it:
+
+- safe to call from many Python threads at once under every Numba threading layer (Numba's
+  ``workqueue`` layer aborts the process when two threads enter parallel regions together);
+- safe after ``fork`` (DataLoader-style workers): the pool is rebuilt lazily in the child;
+- cheaper to compile: a ``parallel=True`` kernel costs a second compilation of its body as a
+  gufunc (measured: 4.8 s against 3.8 s for the 2x2 max kernel; 16 s for max backward);
+- deterministic: tasks write disjoint outputs, so results do not depend on the thread count.
+
+The number of threads is :func:`get_num_threads` (default: the CPUs this process may run on,
+or ``POOLKIT_NUM_THREADS``); :func:`set_num_threads` changes it for the whole process.
+"""
+
+from __future__ import annotations
+
+import numbers
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+__all__ = ["get_num_threads", "set_num_threads", "parallel_for", "max_threads"]
+
+# Below this much work (in elements touched) a call runs in the calling thread: handing tasks
+# to other threads costs tens of microseconds.
+MIN_PARALLEL_WORK = 1 << 16
+
+
+def max_threads() -> int:
+    """The CPUs this process may run on."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
+
+
+def _default_threads() -> int:
+    env = os.environ.get("POOLKIT_NUM_THREADS")
+    if env:
+        try:
+            n = int(env)
+        except ValueError:
+            n = 0
+        if n >= 1:
+            return n
+    return max_threads()
+
+
+_lock = threading.Lock()
+_num_threads = _default_threads()
+_pool: ThreadPoolExecutor | None = None
+_pool_size = 0
+
+
+def get_num_threads() -> int:
+    """Threads poolkit's kernels use (including the calling thread)."""
+    return _num_threads
+
+
+def set_num_threads(n) -> None:
+    """Use ``n`` threads (>= 1) for poolkit's kernels from now on, in every thread."""
+    global _num_threads
+    if not isinstance(n, numbers.Integral) or isinstance(n, bool):
+        raise TypeError(f"set_num_threads: n must be an int, got {type(n).__name__} {n!r}")
+    if n < 1:
+        raise ValueError(f"set_num_threads: n must be >= 1, got {n}")
+    _num_threads = int(n)
+
+
+def _get_pool(workers: int) -> ThreadPoolExecutor:
+    global _pool, _pool_size
+    with _lock:
+        if _pool is None or _pool_size < workers:
+            old = _pool
+            _pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="poolkit")
+            _pool_size = workers
+            if old is not None:
+                old.shutdown(wait=False)
+        return _pool
+
+
+def _after_fork_in_child() -> None:
+    # The parent's worker threads do not exist in the child, and the lock may have been held
+    # by one of them: start over.
+    global _lock, _pool, _pool_size
+    _lock = threading.Lock()
+    _pool = None
+    _pool_size = 0
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+def parallel_for(kernel, n_tasks: int, *args, work: int | None = None) -> None:
+    """Call ``kernel(*args, lo, hi)`` on consecutive ranges covering ``range(n_tasks)``.
+
+    The ranges run on up to :func:`get_num_threads` threads, the caller's among them; with one
+    thread, one task, or ``work`` (elements touched) below ``MIN_PARALLEL_WORK``, the whole
+    range runs in the caller. ``kernel`` must release the GIL and its tasks must write disjoint
+    memory. An exception raised by any range is re-raised after every range has finished.
+    """
+    parts = min(_num_threads, n_tasks)
+    if work is not None and work < MIN_PARALLEL_WORK:
+        parts = 1
+    if parts <= 1:
+        if n_tasks > 0:
+            kernel(*args, 0, n_tasks)
+        return
+    bounds = [n_tasks * i // parts for i in range(parts + 1)]
+    pool = _get_pool(parts - 1)
+    futures = [pool.submit(kernel, *args, bounds[i], bounds[i + 1]) for i in range(1, parts)]
+    err = None
+    try:
+        kernel(*args, bounds[0], bounds[1])
+    except BaseException as e:  # wait for the other ranges before raising: they use our arrays
+        err = e
+    for f in futures:
+        try:
+            f.result()
+        except BaseException as e:
+            err = err or e
+    if err is not None:
+        raise err

@@ -1,0 +1,24 @@
+"""The exceptions poolkit raises for what a user passed.
+
+Every check of an argument, an array or a file raises one of these. They subclass ValueError
+and TypeError, so ``except ValueError`` keeps working; the command line reports them as
+``error: ...`` with exit status 2, while any other exception is a bug in poolkit and keeps its
+traceback.
+"""
+
+from __future__ import annotations
+
+__all__ = ["UserError", "InvalidValue", "InvalidType"]
+
+
+class UserError(Exception):
+    """Base of the errors caused by the caller's input (not by a bug in poolkit)."""
+
+
+class InvalidValue(UserError, ValueError):
+    """An argument, array or file has a value poolkit cannot accept; the message names it,
+    the value received and the rule it broke."""
+
+
+class InvalidType(UserError, TypeError):
+    """An argument or array has a type poolkit cannot accept."""
