@@ -1,0 +1,214 @@
+"""What poolkit.torch hands to torch, and the ways torch code reaches the ops: never an error for
+something torch itself runs, torch's own error for what torch rejects, and the same results
+under tracing, transforms and dispatch modes."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pytest
+import torch
+import torch.autograd.forward_ad as fwAD
+import torch.nn.functional as TF
+from torch._subclasses.fake_tensor import FakeTensorMode
+
+import poolkit.torch as pt
+import poolkit.torch.functional as PTF
+from poolkit.torch.ops import FALLBACKS
+
+# torch's forward-mode AD and jit.trace use torch.jit internally, which warns in 2.13.
+pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit.*deprecated:DeprecationWarning")
+
+
+def outcome(fn, *args, **kwargs):
+    """("ok", result) or ("error", exception type, message). torch's argument parser says
+    "(position 2)" when an argument came positionally; poolkit hands torch its arguments
+    positionally whichever way the caller passed them, so that part is left out."""
+    try:
+        return ("ok", fn(*args, **kwargs))
+    except Exception as e:  # noqa: BLE001 - comparing whatever torch raises
+        return ("error", type(e), re.sub(r" \(position \d+\)", "", str(e)))
+
+
+def assert_same_outcome(name, x, *args, **kwargs):
+    ours = outcome(getattr(PTF, name), x, *args, **kwargs)
+    ref = outcome(getattr(TF, name), x, *args, **kwargs)
+    assert ours[0] == ref[0], (ours, ref)
+    if ref[0] == "error":
+        assert ours[1:] == ref[1:]
+    else:
+        a, b = ours[1], ref[1]
+        for u, v in zip(a if isinstance(a, tuple) else (a,), b if isinstance(b, tuple) else (b,),
+                        strict=True):
+            assert u.shape == v.shape and u.dtype == v.dtype and u.device == v.device
+            if u.device.type != "meta":
+                torch.testing.assert_close(u, v, rtol=0, atol=0, equal_nan=True)
+
+
+def counted(op, reason):
+    return FALLBACKS[op, reason]
+
+
+# --------------------------------------------------------------------------------------------
+# Tensors poolkit does not compute.
+
+
+def test_meta_tensors_fall_back():
+    x = torch.empty(2, 3, 9, 9, device="meta")
+    before = counted("max_pool2d", "device")
+    assert_same_outcome("max_pool2d", x, 3, 2, 1, return_indices=True)
+    assert_same_outcome("avg_pool2d", x, 2)
+    assert counted("max_pool2d", "device") == before + 1
+
+
+def test_integer_average_pooling_is_torchs():
+    x = torch.arange(2 * 16, dtype=torch.int64).reshape(2, 1, 16)
+    before = counted("avg_pool1d", "dtype")
+    assert_same_outcome("avg_pool1d", x, 3)  # torch truncates; poolkit leaves it to torch
+    assert counted("avg_pool1d", "dtype") == before + 1
+
+
+@pytest.mark.parametrize("dtype", [torch.bool, torch.uint16, torch.complex64])
+@pytest.mark.parametrize("name", ["max_pool2d", "avg_pool2d"])
+def test_dtypes_torch_rejects_get_torchs_error(name, dtype):
+    x = torch.ones(1, 2, 4, 4).to(dtype)
+    assert_same_outcome(name, x, 2)
+
+
+def test_sparse_tensors_fall_back():
+    x = torch.randn(1, 2, 4, 4).to_sparse()
+    assert_same_outcome("max_pool2d", x, 2)
+
+
+# --------------------------------------------------------------------------------------------
+# Arguments: whatever torch accepts runs; whatever it rejects raises torch's error.
+
+ARGUMENTS = [
+    # accepted by torch
+    dict(kernel_size=[3], stride=(), padding=[1]),
+    dict(kernel_size=torch.Size([2, 3]), stride=torch.Size([1, 2])),
+    dict(kernel_size=np.int64(2), stride=np.int32(1)),
+    dict(kernel_size=3, stride=2, padding=1, ceil_mode=True),
+    # rejected by torch
+    dict(kernel_size=3, padding=2),
+    dict(kernel_size=0),
+    dict(kernel_size=2, stride=0),
+    dict(kernel_size=2, padding=-1),
+    dict(kernel_size=20),
+    dict(kernel_size=(2, 2, 2)),
+    dict(kernel_size=2.5),
+    dict(kernel_size="2"),
+]
+
+
+@pytest.mark.parametrize("kw", ARGUMENTS, ids=repr)
+@pytest.mark.parametrize("name", ["max_pool2d", "avg_pool2d"])
+def test_arguments_behave_as_in_torch(name, kw):
+    torch.manual_seed(0)
+    assert_same_outcome(name, torch.randn(2, 3, 7, 7), **kw)
+
+
+@pytest.mark.parametrize("name", ["max_pool2d", "avg_pool2d"])
+def test_integer_ceil_mode_is_accepted(name):
+    """The one difference found: poolkit takes ceil_mode=1 as True, torch wants a bool."""
+    x = torch.randn(1, 2, 7, 7)
+    assert outcome(getattr(TF, name), x, 2, ceil_mode=1)[0] == "error"
+    assert torch.equal(getattr(PTF, name)(x, 2, ceil_mode=1), getattr(TF, name)(x, 2,
+                                                                                  ceil_mode=True))
+
+
+@pytest.mark.parametrize("shape", [(7, 7), (1, 2, 3, 7, 7), (0, 3, 7, 7), (2, 0, 7, 7),
+                                   (2, 3, 0, 7)])
+def test_input_shapes_behave_as_in_torch(shape):
+    x = torch.zeros(shape)
+    assert_same_outcome("max_pool2d", x, 2)
+    assert_same_outcome("avg_pool2d", x, 2)
+
+
+def test_not_a_tensor_is_torchs_error():
+    assert_same_outcome("max_pool2d", np.zeros((1, 1, 4, 4), np.float32), 2)
+
+
+# --------------------------------------------------------------------------------------------
+# Transforms, tracing and modes.
+
+
+def test_vmap_and_func_grad_equal_torchs():
+    torch.manual_seed(0)
+    x = torch.randn(3, 2, 2, 6, 6, dtype=torch.float64)
+    ours = torch.func.vmap(lambda t: PTF.max_pool2d(t, 3, 2, 1))(x)
+    ref = torch.func.vmap(lambda t: TF.max_pool2d(t, 3, 2, 1))(x)
+    assert torch.equal(ours, ref)
+    g_ours = torch.func.grad(lambda t: PTF.avg_pool2d(t, 2).square().sum())(x[0])
+    g_ref = torch.func.grad(lambda t: TF.avg_pool2d(t, 2).square().sum())(x[0])
+    torch.testing.assert_close(g_ours, g_ref, rtol=1e-12, atol=1e-12)
+
+
+def test_forward_mode_ad_equals_torchs():
+    torch.manual_seed(0)
+    x, v = torch.randn(2, 2, 6, 6, dtype=torch.float64), torch.randn(2, 2, 6, 6,
+                                                                   dtype=torch.float64)
+    tangents = []
+    for fn in (PTF.max_pool2d, TF.max_pool2d):
+        with fwAD.dual_level():
+            y = fn(fwAD.make_dual(x, v), 3, 2, 1)
+            tangents.append(fwAD.unpack_dual(y).tangent)
+    assert tangents[0] is not None and torch.equal(tangents[0], tangents[1])
+
+
+def test_fake_tensor_mode_gives_torchs_metadata():
+    with FakeTensorMode():
+        for x in (torch.empty(2, 3, 9, 9), torch.empty(2, 3, 9, 9).to(
+                memory_format=torch.channels_last)):
+            ours = PTF.max_pool2d(x, 3, 2, 1, return_indices=True)
+            ref = TF.max_pool2d(x, 3, 2, 1, return_indices=True)
+            for u, v in zip(ours, ref, strict=True):
+                assert u.shape == v.shape and u.stride() == v.stride() and u.dtype == v.dtype
+
+
+def _small_model():
+    return torch.nn.Sequential(
+        torch.nn.Conv2d(2, 3, 3, padding=1), torch.nn.MaxPool2d(3, 2, 1), torch.nn.ReLU(),
+        torch.nn.AvgPool2d(2), torch.nn.Flatten(),
+    ).double()
+
+
+def test_fx_symbolic_trace_and_jit_trace_run_poolkit():
+    torch.manual_seed(0)
+    model = _small_model()
+    x = torch.randn(2, 2, 10, 10, dtype=torch.float64)
+    ref = model(x)
+    pt.patch(model)
+    gm = torch.fx.symbolic_trace(model)
+    targets = [n.target for n in gm.graph.nodes if n.op == "call_function"]
+    assert PTF.max_pool2d in targets and PTF.avg_pool2d in targets
+    assert torch.equal(gm(x), ref)
+    traced = torch.jit.trace(model, (x,), check_trace=False)
+    assert "poolkit::max_pool2d" in str(traced.inlined_graph)
+    assert torch.equal(traced(x), ref)
+
+
+def test_torch_function_mode_sees_the_call():
+    seen = []
+
+    class Record(torch.overrides.TorchFunctionMode):
+        def __torch_function__(self, func, types, args=(), kwargs=None):
+            seen.append(func)
+            return func(*args, **(kwargs or {}))
+
+    x = torch.randn(1, 1, 4, 4)
+    with Record():
+        y = PTF.max_pool2d(x, 2)
+    assert PTF.max_pool2d in seen
+    assert torch.equal(y, TF.max_pool2d(x, 2))
+
+
+def test_parameters_and_inference_mode():
+    p = torch.nn.Parameter(torch.randn(1, 2, 6, 6))
+    y = PTF.max_pool2d(p, 2)
+    y.sum().backward()
+    ref = TF.max_pool2d(p.detach().requires_grad_(), 2)
+    assert torch.equal(y, ref) and p.grad is not None
+    with torch.inference_mode():
+        assert torch.equal(PTF.avg_pool2d(p, 2), TF.avg_pool2d(p, 2))
