@@ -9,7 +9,7 @@ reductions must see them in.
 from numba import njit
 
 
-@njit(cache=True, inline="always")
+@njit(inline="always")
 def window_rows(od, oh, geo, lo, hi, H, row_len, rows):
     """Fill ``rows`` with the offsets of the in-bounds input rows of output row (od, oh);
     return how many there are."""
@@ -27,21 +27,20 @@ def window_rows(od, oh, geo, lo, hi, H, row_len, rows):
     return n
 
 
-@njit(cache=True)
-def num_chunks(n_rows):
-    """Parallel tasks for n_rows output rows: enough to balance threads, few enough that each
-    task's scratch buffers are allocated rarely."""
+def num_chunks(n_rows: int) -> int:
+    """Tasks for n_rows output rows: enough to balance threads, few enough that each task's
+    scratch buffers are allocated rarely."""
     return max(1, min(n_rows, 256))
 
 
-@njit(cache=True, inline="always")
+@njit(inline="always")
 def row_coords(t, OD, OH):
     """(sample, d, h) of flat output row t. Three divisions: call once per chunk and step with
     next_row (per row, the divisions cost as much as pooling a short row)."""
     return t // (OD * OH), (t // OH) % OD, t % OH
 
 
-@njit(cache=True, inline="always")
+@njit(inline="always")
 def next_row(n, od, oh, OD, OH):
     """(sample, d, h) of the output row after (n, od, oh)."""
     oh += 1
@@ -54,7 +53,7 @@ def next_row(n, od, oh, OD, OH):
     return n, od, oh
 
 
-@njit(cache=True, inline="always")
+@njit(inline="always")
 def chunk_bounds(ch, n_chunks, n_rows):
     return ch * n_rows // n_chunks, (ch + 1) * n_rows // n_chunks
 
