@@ -15,7 +15,7 @@ from torch._subclasses.fake_tensor import FakeTensorMode
 
 import poolkit.torch as pt
 import poolkit.torch.functional as PTF
-from poolkit.torch.ops import FALLBACKS
+from poolkit.torch.ops import FALLBACKS, OPS
 
 # torch's forward-mode AD and jit.trace use torch.jit internally, which warns in 2.13.
 pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit.*deprecated:DeprecationWarning")
@@ -60,6 +60,23 @@ def test_meta_tensors_fall_back():
     assert_same_outcome("max_pool2d", x, 3, 2, 1, return_indices=True)
     assert_same_outcome("avg_pool2d", x, 2)
     assert counted("max_pool2d", "device") == before + 1
+
+
+@pytest.mark.parametrize("name", sorted(OPS))
+def test_every_op_runs_its_torch_implementation_on_meta_tensors(name):
+    """Other devices get the torch implementation: same shapes as poolkit's on the CPU."""
+    from test_torch_ops import sample
+
+    x, args = sample(name, dtype=torch.float32)
+    names = OPS[name].names
+    kw = dict(zip(names, args, strict=True))
+    move = {n: a.to("meta") if isinstance(a, torch.Tensor) else a for n, a in kw.items()}
+    before = counted(name, "device")
+    on_meta = getattr(PTF, name)(x.to("meta"), **move)
+    on_cpu = getattr(PTF, name)(x, **kw)
+    assert on_meta.device.type == "meta" and on_meta.shape == on_cpu.shape
+    assert on_meta.dtype == on_cpu.dtype
+    assert counted(name, "device") == before + 1
 
 
 def test_integer_average_pooling_is_torchs():

@@ -1,6 +1,6 @@
-"""poolkit.torch.functional against torch.nn.functional: values, indices, gradients, dtypes and
-memory layouts of the outputs, through the tensor bridge; the eager path against the custom ops;
-opcheck and gradcheck for every op.
+"""poolkit.torch.functional against torch.nn.functional: signatures; values, indices, gradients,
+dtypes and memory layouts of max and average pooling through the tensor bridge, drawn at random.
+(Every op of the table, the family included: test_torch_ops.py.)
 
 The engine's own semantics (ties, NaN, padding, divisors) are tested on NumPy arrays in
 test_functional.py; here the oracle is torch 2.13 itself, on tensors of every layout the bridge
@@ -17,12 +17,11 @@ import pytest
 import torch
 import torch.nn.functional as TF
 from conftest import make_values, seeds, torch_args
-from hypothesis import given, note
+from hypothesis import given, note, settings
 from hypothesis import strategies as st
 
-import poolkit.torch as pt
 import poolkit.torch.functional as PTF
-from poolkit.torch.ops import FALLBACKS, OPS, call, custom_op
+from poolkit.torch.ops import FALLBACKS, OPS
 
 RANKS = (1, 2, 3)
 FLOATS = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
@@ -75,14 +74,16 @@ def _fallbacks() -> int:
 
 
 def _torch_signature(name: str) -> inspect.Signature:
-    fn = getattr(TF, name)
-    if name.startswith("max_pool"):  # a boolean_dispatch wrapper: its with_indices twin
+    if hasattr(TF, name + "_with_indices"):  # a boolean_dispatch wrapper: its indices twin
         return inspect.signature(getattr(TF, name + "_with_indices"))
-    # avg_pool* are builtins; their docstring's first line is the signature
-    line = fn.__doc__.strip().splitlines()[0]
-    ns: dict = {}
-    exec(f"def {line.split(' -> ')[0]}: pass", {}, ns)
-    return inspect.signature(ns[name])
+    fn = getattr(TF, name)
+    try:
+        return inspect.signature(fn)
+    except ValueError:  # a builtin: its docstring's first line is the signature
+        line = fn.__doc__.strip().splitlines()[0]
+        ns: dict = {}
+        exec(f"def {line.split(' -> ')[0]}: pass", {}, ns)
+        return inspect.signature(ns[name])
 
 
 def _params(sig: inspect.Signature) -> list:
@@ -91,8 +92,14 @@ def _params(sig: inspect.Signature) -> list:
 
 @pytest.mark.parametrize("name", sorted(OPS))
 def test_functional_signature_is_torchs(name):
-    """Same names, order, kinds and defaults (torch's annotations aside)."""
-    assert _params(inspect.signature(getattr(PTF, name))) == _params(_torch_signature(name))
+    """torch's names, order, kinds and defaults (annotations aside); poolkit's for its own."""
+    ours = _params(inspect.signature(getattr(PTF, name)))
+    if hasattr(TF, name):
+        assert ours == _params(_torch_signature(name))
+    else:
+        import poolkit.functional as PF
+
+        assert ours == _params(inspect.signature(getattr(PF, name)))
 
 
 # --------------------------------------------------------------------------------------------
@@ -122,6 +129,11 @@ def _draw_case(data, rank, kind):
     return kw, dtype, shape, layout, values
 
 
+# The engine's rules are drawn at length in test_functional.py; here the bridge is under test.
+BRIDGE = settings(max_examples=max(10, settings().max_examples // 2))
+
+
+@BRIDGE
 @pytest.mark.parametrize("rank", RANKS)
 @given(data=st.data(), seed=seeds)
 def test_max_pool_matches_torch(rank, data, seed):
@@ -160,6 +172,7 @@ def test_max_pool_matches_torch(rank, data, seed):
         assert gx.dtype == dtype
 
 
+@BRIDGE
 @pytest.mark.parametrize("rank", RANKS)
 @given(data=st.data(), seed=seeds)
 def test_avg_pool_matches_torch(rank, data, seed):
@@ -190,90 +203,3 @@ def test_avg_pool_matches_torch(rank, data, seed):
     assert gx.dtype == dtype
     # |g| <= 3, and up to 4**rank windows overlap a cell.
     assert_same(gx, gt.to(dtype), rtol=rtol, atol=rtol * 3 * 4**rank)
-
-
-# --------------------------------------------------------------------------------------------
-# The eager path and the custom ops give identical results.
-
-
-def _sample_args(op):
-    """A problem with overlapping, padded windows for ``op``, torch-style and normalised."""
-    r = op.rank
-    if op.name.startswith("max"):
-        args = (3, 2, 1, 1, True)
-    else:
-        args = (3, 2, 1, True, False) + ((None,) if r > 1 else ())
-    return args, op.normalize(args)
-
-
-def _inputs(rank, dtype=torch.float64):
-    torch.manual_seed(rank)
-    x = torch.randn(2, 3, *(7,) * rank, dtype=dtype)
-    return {"contiguous": x, "channels_last": with_layout(x, "channels_last"),
-            "strided": with_layout(x, "strided"), "unbatched": x[0]}
-
-
-@pytest.mark.parametrize("name", sorted(OPS))
-def test_eager_path_equals_custom_op(name):
-    op = OPS[name]
-    args, nargs = _sample_args(op)
-    fwd, fwd_idx, bwd = custom_op(name)
-    for label, x in _inputs(op.rank).items():
-        variants = [False, True] if op.indices else [False]
-        for with_indices in variants:
-            xe = x.detach().requires_grad_()
-            xc = x.detach().requires_grad_()
-            eager = call(op, xe, args, with_indices)
-            direct = (fwd_idx if with_indices else fwd)(xc, *nargs)
-            eager_out, direct_out = (eager[0], direct[0]) if with_indices else (eager, direct)
-            assert torch.equal(eager_out, direct_out), label
-            assert eager_out.stride() == direct_out.stride(), label
-            if with_indices:
-                assert torch.equal(eager[1], direct[1]) and eager[1].stride() == direct[1].stride()
-            g = torch.randn_like(eager_out)
-            (ge,) = torch.autograd.grad(eager_out, xe, g)
-            (gc,) = torch.autograd.grad(direct_out, xc, g)
-            assert torch.equal(ge, gc) and ge.stride() == gc.stride(), label
-        # No grad needed: the direct call, same result; the backward op, same gradient.
-        with torch.no_grad():
-            assert torch.equal(call(op, x, args), fwd(x, *nargs))
-        assert torch.equal(bwd(g, x, *nargs), ge)
-
-
-# --------------------------------------------------------------------------------------------
-# opcheck and gradcheck.
-
-
-@pytest.mark.parametrize("name", sorted(OPS))
-def test_opcheck(name):
-    op = OPS[name]
-    _, nargs = _sample_args(op)
-    for x in _inputs(op.rank).values():
-        x = x.detach().requires_grad_()
-        for fn in custom_op(name):
-            if fn is None:
-                continue
-            if fn is custom_op(name)[2]:
-                g = custom_op(name)[0](x, *nargs).detach().requires_grad_()
-                torch.library.opcheck(fn, (g, x, *nargs))
-            else:
-                torch.library.opcheck(fn, (x, *nargs))
-
-
-@pytest.mark.parametrize("name", sorted(OPS))
-def test_gradcheck(name):
-    """First and second derivatives, eager path and custom op, in float64."""
-    op = OPS[name]
-    args, nargs = _sample_args(op)
-    torch.manual_seed(0)
-    x = torch.randn(1, 2, *(5,) * op.rank, dtype=torch.float64, requires_grad=True)
-    fwd = custom_op(name)[0]
-    for fn in (lambda t: getattr(PTF, name)(t, *args), lambda t: fwd(t, *nargs)):
-        assert torch.autograd.gradcheck(fn, (x,))
-        assert torch.autograd.gradgradcheck(fn, (x,))
-
-
-def test_indices_are_not_differentiable_and_output_is():
-    x = torch.randn(1, 1, 4, 4, requires_grad=True)
-    out, idx = pt.functional.max_pool2d(x, 2, return_indices=True)
-    assert out.requires_grad and not idx.requires_grad

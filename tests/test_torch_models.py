@@ -16,6 +16,9 @@ from torch import nn
 
 import poolkit.torch as pt
 
+# FX tracing and torch.load use torch.jit internally, which warns in 2.13.
+pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit.*deprecated:DeprecationWarning")
+
 # --------------------------------------------------------------------------------------------
 # torchvision's ResNet-18 and VGG-11 (torchvision/models/resnet.py, vgg.py: the same layers,
 # strides, paddings, pooling and initialisation). ``width`` divides every channel count and
@@ -134,8 +137,12 @@ def _run(model, x, seed=0):
     return y.detach(), gx
 
 
-def _torch_pool_names(model, cls):
-    return [n for n, m in model.named_modules() if type(m) is cls]
+def _close(a, b):
+    torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12 * float(b.abs().max()))
+
+
+def _names_of(model, classes):
+    return [n for n, m in model.named_modules() if type(m) in classes]
 
 
 @pytest.mark.parametrize("build,x_shape", [
@@ -148,23 +155,66 @@ def test_patched_model_equals_unpatched(build, x_shape, memory):
     fmt = torch.channels_last if memory == "channels_last" else torch.contiguous_format
     model = build().double().to(memory_format=fmt)
     x = torch.randn(x_shape, dtype=torch.float64).contiguous(memory_format=fmt)
-    expected_names = _torch_pool_names(model, nn.MaxPool2d)
-    adaptive = _torch_pool_names(model, nn.AdaptiveAvgPool2d)
+    expected_names = _names_of(model, (nn.MaxPool2d, nn.AdaptiveAvgPool2d))
     y0, g0 = _run(model, x)
     text, state = repr(model), copy.deepcopy(model.state_dict())
     names = pt.patch(model)
-    assert names == expected_names and len(names) in (1, 5)
-    # AdaptiveAvgPool2d has no poolkit twin yet: left alone and not reported.
-    assert _torch_pool_names(model, nn.AdaptiveAvgPool2d) == adaptive
+    assert names == expected_names and len(names) in (2, 6)  # ResNet: 1 + 1, VGG: 5 + 1
+    assert _names_of(model, (nn.MaxPool2d, nn.AdaptiveAvgPool2d)) == []
+    assert _names_of(model, (pt.nn.MaxPool2d, pt.nn.AdaptiveAvgPool2d)) == names
     assert repr(model) == text
     assert state.keys() == model.state_dict().keys()
     assert all(torch.equal(v, model.state_dict()[k]) for k, v in state.items())
 
     y1, g1 = _run(model, x)
-    assert torch.equal(y1, y0) and torch.equal(g1, g0)
+    # Max pooling is exact; adaptive average pooling sums in another order: float64 rounding.
+    _close(y1, y0)
+    _close(g1, g0)
     assert y1.stride() == y0.stride() and g1.stride() == g0.stride()
     assert pt.unpatch(model) == names
-    assert _torch_pool_names(model, nn.MaxPool2d) == expected_names
+    assert _names_of(model, (nn.MaxPool2d, nn.AdaptiveAvgPool2d)) == expected_names
+
+
+class SegNetLike(nn.Module):
+    """SegNet's pooling pattern (max pooling with indices, unpooling with them) and torch's
+    other pooling modules with state: LPPool2d, FractionalMaxPool2d with fixed samples."""
+
+    def __init__(self, batch):
+        super().__init__()
+        self.enc = nn.Conv2d(3, 4, 3, padding=1)
+        self.pool = nn.MaxPool2d(2, 2, return_indices=True)
+        self.mid = nn.Conv2d(4, 4, 3, padding=1)
+        self.unpool = nn.MaxUnpool2d(2, 2)
+        self.dec = nn.Conv2d(4, 2, 3, padding=1)
+        self.lp = nn.LPPool2d(2, 3, stride=2)
+        samples = torch.rand(batch, 2, 2, generator=torch.Generator().manual_seed(1))
+        self.frac = nn.FractionalMaxPool2d(3, output_size=5, _random_samples=samples)
+        self.head = nn.AdaptiveMaxPool2d((2, None))
+
+    def forward(self, x):
+        e = torch.relu(self.enc(x))
+        p, idx = self.pool(e)
+        d = self.dec(self.unpool(torch.relu(self.mid(p)), idx, output_size=e.shape[-2:]))
+        return torch.cat([self.lp(d).flatten(1), self.frac(d).flatten(1),
+                          self.head(d).flatten(1)], 1)
+
+
+def test_patched_segnet_like_model_equals_unpatched():
+    torch.manual_seed(0)
+    model = SegNetLike(batch=2).double()
+    model.frac._random_samples = model.frac._random_samples.double()
+    x = torch.randn(2, 3, 16, 16, dtype=torch.float64)
+    y0, g0 = _run(model, x)
+    text = repr(model)
+    names = pt.patch(model)
+    assert names == ["pool", "unpool", "lp", "frac", "head"]
+    assert repr(model) == text
+    y1, g1 = _run(model, x)
+    # LP with an even p equals torch's on any input, to rounding (another summation order).
+    _close(y1, y0)
+    _close(g1, g0)
+    n_lp = 2 * 7 * 7
+    assert torch.equal(y1[:, n_lp:], y0[:, n_lp:])  # fractional and adaptive max: exact
 
 
 def test_patch_keeps_the_module_objects_and_their_hooks():
@@ -195,6 +245,12 @@ def test_patch_leaves_subclasses_and_twins_a_bare_module():
         pt.patch("not a model")
 
 
+def test_every_torch_pooling_module_has_a_twin():
+    pooling = torch.nn.modules.pooling
+    classes = {getattr(pooling, n) for n in pooling.__all__}
+    assert len(classes) == 20 and classes == set(pt.nn.TWINS)
+
+
 def test_patched_model_pickles_and_copies():
     model = nn.Sequential(nn.Conv2d(1, 2, 3), nn.MaxPool2d(2, return_indices=False))
     pt.patch(model)
@@ -219,6 +275,21 @@ TWIN_CASES = [
     (nn.AvgPool2d, (3,), dict(stride=2, padding=1, ceil_mode=True, divisor_override=4),
      (2, 3, 9, 9)),
     (nn.AvgPool3d, (2,), dict(stride=1, padding=1, count_include_pad=False), (1, 2, 4, 5, 6)),
+    (nn.AdaptiveAvgPool1d, (4,), {}, (2, 3, 11)),
+    (nn.AdaptiveAvgPool2d, ((None, 3),), {}, (2, 3, 9, 7)),
+    (nn.AdaptiveAvgPool3d, (2,), {}, (1, 2, 5, 4, 3)),
+    (nn.AdaptiveMaxPool1d, (4, True), {}, (2, 3, 11)),
+    (nn.AdaptiveMaxPool2d, (3,), dict(return_indices=True), (2, 3, 9, 7)),
+    (nn.AdaptiveMaxPool3d, ((2, 1, 3),), {}, (1, 2, 5, 4, 3)),
+    (nn.LPPool1d, (2, 3), dict(stride=2), (2, 3, 11)),
+    (nn.LPPool2d, (1.5, 2), dict(ceil_mode=True), (2, 3, 9, 7)),
+    (nn.LPPool3d, (4, 2), {}, (1, 2, 5, 4, 4)),
+    (nn.FractionalMaxPool2d, (2,), dict(output_ratio=(0.5, 0.7), return_indices=True,
+                                        _random_samples=torch.rand(2, 3, 2).double()),
+     (2, 3, 9, 7)),
+    (nn.FractionalMaxPool3d, (2,), dict(output_size=3,
+                                        _random_samples=torch.rand(1, 2, 3).double()),
+     (1, 2, 5, 6, 5)),
 ]
 
 
@@ -230,11 +301,41 @@ def test_twin_is_torchs_module_computed_by_poolkit(cls, args, kwargs, shape):
     ours, ref = twin(*args, **kwargs), cls(*args, **kwargs)
     assert repr(ours) == repr(ref) and vars(ours) == vars(ref)
     torch.manual_seed(0)
-    x = torch.randn(shape, dtype=torch.float64)
+    x = torch.randn(shape, dtype=torch.float64).abs()  # LP: poolkit equals torch for x >= 0
     a, b = ours(x), ref(x)
     for u, v in zip(a if isinstance(a, tuple) else (a,), b if isinstance(b, tuple) else (b,),
                     strict=True):
         torch.testing.assert_close(u, v, rtol=1e-13, atol=1e-13)
+
+
+@pytest.mark.parametrize("rank", [1, 2, 3])
+def test_unpool_twin_takes_indices_and_output_size(rank):
+    x = torch.randn(1, 2, *(6,) * rank)
+    y, idx = getattr(torch.nn.functional, f"max_pool{rank}d")(x, 2, return_indices=True)
+    cls = getattr(nn, f"MaxUnpool{rank}d")
+    ours, ref = getattr(pt.nn, cls.__name__)(2), cls(2)
+    assert repr(ours) == repr(ref)
+    size = (7,) * rank
+    assert torch.equal(ours(y, idx, output_size=size), ref(y, idx, output_size=size))
+
+
+OWN = [
+    (pt.nn.BlurPool1d, dict(filt_size=3), (2, 3, 9), "blur_pool1d"),
+    (pt.nn.BlurPool2d, dict(stride=3, pad_type="zero"), (2, 3, 9, 8), "blur_pool2d"),
+    (pt.nn.MaxBlurPool2d, dict(kernel_size=3), (2, 3, 9, 8), "max_blur_pool2d"),
+    (pt.nn.MinPool2d, dict(kernel_size=3, stride=2, padding=1), (2, 3, 9, 8), "min_pool2d"),
+    (pt.nn.APSPool2d, dict(norm=1), (2, 3, 9, 8), "aps_pool2d"),
+]
+
+
+@pytest.mark.parametrize("cls,kwargs,shape,fn", OWN, ids=lambda v: getattr(v, "__name__", None))
+def test_poolkit_modules(cls, kwargs, shape, fn):
+    m = cls(**kwargs)
+    assert all(getattr(m, k) == v for k, v in kwargs.items())
+    assert repr(m).startswith(cls.__name__ + "(") and all(f"{k}=" in repr(m) for k in kwargs)
+    x = torch.randn(shape)
+    assert torch.equal(m(x), getattr(pt.functional, fn)(x, **kwargs))
+    assert m.state_dict() == {} and isinstance(m, nn.Module)
 
 
 # --------------------------------------------------------------------------------------------
@@ -244,7 +345,8 @@ def test_twin_is_torchs_module_computed_by_poolkit(cls, args, kwargs, shape):
 def _compile_model():
     return nn.Sequential(
         nn.Conv2d(2, 4, 3, padding=1), pt.nn.MaxPool2d(3, 2, 1), nn.ReLU(),
-        pt.nn.AvgPool2d(2, ceil_mode=True), nn.Flatten(), nn.Linear(4 * 3 * 3, 3),
+        pt.nn.AvgPool2d(2, ceil_mode=True), pt.nn.AdaptiveAvgPool2d(2), nn.Flatten(),
+        nn.Linear(4 * 2 * 2, 3),
     ).double()
 
 

@@ -1,57 +1,53 @@
-"""torch.nn.functional's pooling functions, computed by poolkit: same names, argument order,
-defaults and results (values, indices, gradients, dtype, memory layout).
+"""torch.nn.functional's pooling functions, and poolkit's own, on torch tensors, computed by
+poolkit: same names, argument order, defaults and results (values, indices, gradients, dtype,
+memory layout) as torch's, poolkit's semantics where poolkit and torch differ (LP pooling of
+negative input, duplicate max-unpool indices: see :mod:`poolkit.functional`).
 
-Each function takes what its torch twin takes and runs through :func:`poolkit.torch.ops.call`:
-poolkit's kernels on CPU tensors of the dtypes it computes, torch's own op for everything else
-(other devices, dtypes, ``torch.func`` transforms, forward-mode AD, arguments poolkit's checks
-reject), a registered custom op (``torch.ops.poolkit.*``) under ``torch.compile``. Output sizes,
-edge rules and the divisor of average pooling are those of :mod:`poolkit.functional`.
+Every function runs through :func:`poolkit.torch.ops.call`: poolkit's kernels on CPU tensors
+of the dtypes it computes; a torch implementation of the same semantics for everything else
+(other devices and dtypes, ``torch.func`` transforms, forward-mode AD, arguments poolkit's
+checks reject); a registered custom op (``torch.ops.poolkit.*``) under ``torch.compile``.
+
+The functions are made from :data:`poolkit.torch.ops.OPS`, each with the signature of its
+:mod:`poolkit.functional` namesake (which is torch's for torch's functions).
 """
 
 from __future__ import annotations
 
+import inspect
+
+from .. import functional as _pf
 from .ops import OPS, call
 
-__all__ = ["max_pool1d", "max_pool2d", "max_pool3d", "avg_pool1d", "avg_pool2d", "avg_pool3d"]
+__all__: list[str] = []
 
-_MAX1, _MAX2, _MAX3 = OPS["max_pool1d"], OPS["max_pool2d"], OPS["max_pool3d"]
-_AVG1, _AVG2, _AVG3 = OPS["avg_pool1d"], OPS["avg_pool2d"], OPS["avg_pool3d"]
-
-
-def max_pool1d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,
-               return_indices=False):
-    """torch.nn.functional.max_pool1d on (N, C, L) or (C, L)."""
-    return call(_MAX1, input, (kernel_size, stride, padding, dilation, ceil_mode), return_indices)
+_TEMPLATE = """
+def {name}({signature}):
+    return _call(_op, input, ({args},){indices})
+"""
 
 
-def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,
-               return_indices=False):
-    """torch.nn.functional.max_pool2d on (N, C, H, W) or (C, H, W); channels_last in,
-    channels_last out. Indices are int64 ``h*W + w`` per (N, C) plane."""
-    return call(_MAX2, input, (kernel_size, stride, padding, dilation, ceil_mode), return_indices)
+def _make(op):
+    """A function with the signature of ``poolkit.functional.<name>`` (less its extensions
+    beyond torch's arguments, e.g. avg_pool1d's divisor_override) calling ``call``."""
+    keep = {"input", *op.names} | ({"return_indices"} if op.indices else set())
+    params = [p for p in inspect.signature(getattr(_pf, op.name)).parameters.values()
+              if p.name in keep]
+    assert len(params) == len(keep), op.name
+    defaults = {f"_d{i}": p.default for i, p in enumerate(params)
+                if p.default is not inspect.Parameter.empty}
+    text = ", ".join(p.name if p.default is inspect.Parameter.empty else f"{p.name}=_d{i}"
+                     for i, p in enumerate(params))
+    ns = {"_call": call, "_op": op, **defaults}
+    exec(_TEMPLATE.format(name=op.name, signature=text, args=", ".join(op.names),
+                          indices=", return_indices" if op.indices else ""), ns)
+    fn = ns[op.name]
+    fn.__module__ = __name__
+    fn.__doc__ = (f"``{op.name}`` on torch tensors, computed by poolkit (see the module "
+                  f"docstring).\n\n    " + (getattr(_pf, op.name).__doc__ or "").strip())
+    return fn
 
 
-def max_pool3d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,
-               return_indices=False):
-    """torch.nn.functional.max_pool3d on (N, C, D, H, W) or (C, D, H, W)."""
-    return call(_MAX3, input, (kernel_size, stride, padding, dilation, ceil_mode), return_indices)
-
-
-def avg_pool1d(input, kernel_size, stride=None, padding=0, ceil_mode=False,
-               count_include_pad=True):
-    """torch.nn.functional.avg_pool1d on (N, C, L) or (C, L)."""
-    return call(_AVG1, input, (kernel_size, stride, padding, ceil_mode, count_include_pad))
-
-
-def avg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode=False,
-               count_include_pad=True, divisor_override=None):
-    """torch.nn.functional.avg_pool2d on (N, C, H, W) or (C, H, W)."""
-    return call(_AVG2, input,
-                (kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override))
-
-
-def avg_pool3d(input, kernel_size, stride=None, padding=0, ceil_mode=False,
-               count_include_pad=True, divisor_override=None):
-    """torch.nn.functional.avg_pool3d on (N, C, D, H, W) or (C, D, H, W)."""
-    return call(_AVG3, input,
-                (kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override))
+for _op in OPS.values():
+    globals()[_op.name] = _make(_op)
+    __all__.append(_op.name)

@@ -1,30 +1,37 @@
 """poolkit's pooling ops inside torch: one table, custom ops, autograd and the eager path.
 
-Every op is an entry of :data:`OPS` (a :class:`PoolOp`): its torch.nn.functional name, poolkit's
-NumPy forward and backward (``poolkit.functional.F`` and ``F_backward``), torch's own op (the
-fallback), its arguments (schema type, default), its output size (``poolkit.shapes``), the
-dtypes it computes, torch's output-layout rule, the torch.nn class it twins and, optionally, its
-double backward. From an entry, :func:`register` makes:
+Every op is an entry of :data:`OPS` (a :class:`PoolOp`): its name (torch.nn.functional's, or
+poolkit's own), poolkit's NumPy forward and backward (``poolkit.functional.F`` and
+``F_backward``), a torch implementation of the same semantics (torch's own op where it agrees,
+else one in ``_reference``), its arguments (schema type, normalisation), its output size
+(``poolkit.shapes``), the dtypes it computes, torch's output-layout rule and the torch.nn class
+it twins. From an entry, :func:`register` makes:
 
 - torch custom ops ``poolkit::F`` (and ``poolkit::F_with_indices`` when F can return indices)
-  and ``poolkit::F_backward``, with fake kernels (output shapes from ``poolkit.shapes``, strides
-  from torch's layout rule) and autograd registered through ``torch.library``, so
+  and ``poolkit::F_backward``, with fake kernels (shapes from ``poolkit.shapes``, strides from
+  torch's layout rule) and autograd registered through ``torch.library``, so
   ``torch.compile``/``torch.export`` see one opaque, differentiable node;
 - an eager path (:func:`call`) that skips the dispatcher when nothing needs it: a custom-op
-  call costs ~10 us of dispatch and wrapping before the kernel runs, while most of that work
-  (boxing the arguments, the Python kernel wrapper, the autograd node) is only needed under
-  tracing. Eagerly, a call needing no gradient runs the NumPy kernel directly and a call needing
-  one goes through a small ``torch.autograd.Function`` with the same forward and backward.
-  Both paths run the same functions, so their results are identical (tested).
+  call costs ~10 us of dispatch and wrapping before the kernel runs (boxing the arguments, the
+  Python kernel wrapper, the autograd node), all only needed under tracing. Eagerly, a call
+  needing no gradient runs the NumPy kernel directly and a call needing one goes through a
+  small ``torch.autograd.Function`` with the same forward and backward; both paths run the same
+  functions, so their results are identical (tested).
+
+Second derivatives (the backward of the backward; pooling backward is linear in grad_output):
+for the ops with indices, grad_output's is a gather at the op's own indices and the input's is
+zero; for the others they come from torch's autograd through the torch implementation (which
+has the same first derivative as poolkit's kernels); third derivatives of those treat the
+input as a constant.
 
 Routing (:func:`call`), in order:
 
-1. torch-function overrides (tensor subclasses, TorchFunctionModes, FX proxies): handled as
-   torch.nn.functional does, through ``handle_torch_function``;
-2. what poolkit does not compute falls back to torch's own op (:data:`FALLBACKS` counts why):
-   a tensor not on the CPU, not strided, of a dtype the op does not compute, a tensor inside a
-   ``torch.func`` transform or forward-mode AD, arguments poolkit's checks reject (torch then
-   runs them, or raises its own error as it would have unpatched);
+1. torch-function overrides (tensor subclasses, TorchFunctionModes, FX proxies) are handled as
+   torch.nn.functional handles them, through ``handle_torch_function``;
+2. what poolkit does not compute goes to the torch implementation (:data:`FALLBACKS` counts
+   why): a tensor not on the CPU, not strided, of a dtype the op does not compute, a tensor in
+   a ``torch.func`` transform or under forward-mode AD, arguments poolkit's checks reject (the
+   torch implementation then runs them, or raises the error torch raises);
 3. under ``torch.compile``, ``torch.jit.trace`` or a dispatch mode (FakeTensorMode, make_fx):
    the custom op;
 4. otherwise the eager path.
@@ -33,95 +40,189 @@ Routing (:func:`call`), in order:
 from __future__ import annotations
 
 import collections
+import numbers
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 import torch.autograd.forward_ad as _fwAD
+import torch.nn.functional as TF
 
 from .. import functional as _pf
-from ..shapes import normalize_tuple, torch_output_size
+from ..errors import InvalidType
+from ..shapes import normalize_tuple, polyphase_output_size, torch_output_size, unpool_output_size
 from . import _bridge as B
+from . import _reference as R
 
 __all__ = ["PoolOp", "Param", "OPS", "FALLBACKS", "call", "register", "custom_op"]
 
-#: (op name, reason) -> number of calls that fell back to torch's own op.
+#: (op name, reason) -> number of calls that went to the torch implementation.
 FALLBACKS: collections.Counter = collections.Counter()
 
 REQUIRED = object()
 
 
 # --------------------------------------------------------------------------------------------
-# Argument normalisation: torch.nn.functional's flexible arguments -> the custom-op schema.
+# Argument normalisation: torch.nn.functional's flexible arguments -> custom-op schema values.
+# Each takes (value, rank, name) and raises poolkit's InvalidType/InvalidValue (a TypeError /
+# ValueError) for what it cannot express; the call then goes to the torch implementation.
 
 
-def _ints(value, rank: int, name: str) -> list[int]:
+def _ints(value, rank, name):
     return list(normalize_tuple(value, rank, name))
 
 
-def _stride(value, rank: int, name: str) -> list[int]:
+def _stride(value, rank, name):
     # None and [] both mean "kernel_size" in torch; [] is the schema's way to say it.
     if value is None or (isinstance(value, Sequence) and len(value) == 0):
         return []
     return _ints(value, rank, name)
 
 
-def _bool(value, rank: int, name: str) -> bool:
+def _bool(value, rank, name):
     return bool(value)
 
 
-def _opt_int(value, rank: int, name: str) -> int | None:
-    return None if value is None else int(value)
+def _int(value, rank, name):
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise InvalidType(f"{name} must be an int, got {value!r}")
+    return int(value)
+
+
+def _opt_int(value, rank, name):
+    return None if value is None else _int(value, rank, name)
+
+
+def _float(value, rank, name):
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise InvalidType(f"{name} must be a number, got {value!r}")
+    return float(value)
+
+
+def _str(value, rank, name):
+    if not isinstance(value, str):
+        raise InvalidType(f"{name} must be a string, got {value!r}")
+    return value
+
+
+def _sizes(value, rank, name):
+    """An output size already resolved by ``prepare`` (ints, or SymInts under tracing)."""
+    if isinstance(value, Sequence) and not isinstance(value, str):
+        return list(value)
+    return [value] * rank
+
+
+def _opt_ints(value, rank, name):
+    if value is None:
+        return None
+    if not isinstance(value, Sequence) or isinstance(value, str):
+        raise InvalidType(f"{name} must be None or a sequence of ints, got {value!r}")
+    return [_int(v, rank, name) for v in value]
+
+
+def _opt_floats(value, rank, name):
+    if value is None:
+        return None
+    if isinstance(value, Sequence) and not isinstance(value, str):
+        return [_float(v, rank, name) for v in value]
+    return [_float(value, rank, name)] * rank
+
+
+def _tensor(value, rank, name):
+    if not isinstance(value, torch.Tensor):
+        raise InvalidType(f"{name} must be a tensor, got {type(value).__name__}")
+    return value
 
 
 @dataclass(frozen=True)
 class Param:
-    """One argument after ``input``: its name (torch's), custom-op schema type, default and how
-    a torch-style value becomes a schema value (``normalize(value, rank, name)``)."""
+    """One argument after ``input``: its name (torch's), custom-op schema type and how a
+    torch-style value becomes a schema value (``normalize(value, rank, name)``)."""
 
     name: str
     schema: str
-    default: object = REQUIRED
     normalize: Callable = _ints
+
+    @property
+    def tensor(self) -> bool:
+        return self.schema.startswith("Tensor")
 
 
 # --------------------------------------------------------------------------------------------
-# Output sizes (fake kernels). Plain arithmetic from poolkit.shapes, so it also works on the
-# symbolic sizes of torch.compile's dynamic shapes.
+# Output sizes (fake kernels), from poolkit.shapes; plain arithmetic, so they also work on the
+# symbolic sizes of torch.compile's dynamic shapes. Arguments arrive normalised.
 
 
 def _window_out(spatial, kernel_size, stride, padding, dilation, ceil_mode):
     stride = stride or kernel_size
-    return [
-        torch_output_size(L, k, s, p, d, ceil_mode)
-        for L, k, s, p, d in zip(spatial, kernel_size, stride, padding, dilation, strict=True)
-    ]
+    return [torch_output_size(L, k, s, p, d, ceil_mode)
+            for L, k, s, p, d in zip(spatial, kernel_size, stride, padding, dilation, strict=True)]
 
 
 def _max_out(spatial, kernel_size, stride, padding, dilation, ceil_mode):
     return _window_out(spatial, kernel_size, stride, padding, dilation, ceil_mode)
 
 
-def _avg_out(spatial, kernel_size, stride, padding, ceil_mode, *divisor_args):
+def _avg_out(spatial, kernel_size, stride, padding, ceil_mode, count_include_pad,
+             divisor_override=None):
     return _window_out(spatial, kernel_size, stride, padding, [1] * len(spatial), ceil_mode)
 
 
+def _lp_out(spatial, norm_type, kernel_size, stride, ceil_mode):
+    rank = len(spatial)
+    return _window_out(spatial, kernel_size, stride, [0] * rank, [1] * rank, ceil_mode)
+
+
+def _adaptive_out(spatial, output_size):
+    return output_size
+
+
+def _fractional_out(spatial, kernel_size, output_size, output_ratio, _random_samples):
+    if output_size is not None:
+        return output_size
+    return [int(L * r) for L, r in zip(spatial, output_ratio, strict=True)]  # torch's rule
+
+
+def _unpool_out(spatial, indices, kernel_size, stride, padding, output_size):
+    return unpool_output_size(spatial, kernel_size, stride or None, padding, output_size,
+                              op="max_unpool")
+
+
+def _blur_out(spatial, filt_size, stride, pad_type):
+    return polyphase_output_size(spatial, stride)  # BlurPool's size is APS's: ceil(L / s)
+
+
+def _max_blur_out(spatial, kernel_size, stride, filt_size, pad_type):
+    rank = len(spatial)
+    maxed = _window_out(spatial, kernel_size, [1] * rank, [0] * rank, [1] * rank, False)
+    return polyphase_output_size(maxed, stride)
+
+
+def _aps_out(spatial, stride, norm):
+    return polyphase_output_size(spatial, stride)
+
+
 # --------------------------------------------------------------------------------------------
-# Double backward. Pooling backward is linear in grad_output; its derivative with respect to
-# grad_output, applied to ggx (shaped like the input), is the forward's directional derivative
-# along ggx. ``run(x, args, with_indices)`` is the op's forward in the caller's mode (custom op
-# or eager). Max and average pooling are piecewise linear in the input, so the input's second
-# derivative is zero (None).
+# Preparation of arguments that depend on the input (as torch.nn.functional does them).
 
 
-def _max_double_backward(run, ggx, x, args, rank):
-    _, idx = run(x.detach(), args, True)
-    flat = ggx.flatten(-rank).gather(-1, idx.flatten(-rank))
-    return flat.view(idx.shape), None
+def _resolve_output_size(x, kw, rank):
+    """Adaptive pooling: None entries of output_size keep the input's size."""
+    o = kw["output_size"]
+    if isinstance(o, Sequence) and not isinstance(o, str) and len(o) == rank:
+        kw["output_size"] = [L if v is None else v for v, L in zip(o, x.shape[-rank:],
+                                                                  strict=True)]
+    return kw
 
 
-def _avg_double_backward(run, ggx, x, args, rank):
-    return run(ggx, args, False), None
+def _draw_samples(x, kw, rank):
+    """Fractional max pooling: torch's default samples, drawn as torch draws them (so a seeded
+    run gives torch's windows) and kept for the backward pass."""
+    if kw["_random_samples"] is None and x.dim() in (rank + 1, rank + 2):
+        n = 1 if x.dim() == rank + 1 else x.size(0)
+        kw["_random_samples"] = torch.rand(n, x.size(-rank - 1), rank, dtype=x.dtype,
+                                           device=x.device)
+    return kw
 
 
 # --------------------------------------------------------------------------------------------
@@ -130,100 +231,185 @@ def _avg_double_backward(run, ggx, x, args, rank):
 
 @dataclass(frozen=True, eq=False)
 class PoolOp:
-    """A poolkit pooling op as torch sees it (see the module docstring)."""
+    """A poolkit pooling op as torch sees it (see the module docstring).
+
+    ``forward(x, **kw)`` / ``backward(grad, x, **kw)``: poolkit.functional's NumPy functions;
+    ``reference(x, **kw)``: the same semantics in torch; ``params``: the arguments after
+    ``input`` in torch's order (``return_indices`` aside); ``out_size(spatial, **kw)``: the
+    output's spatial size from normalised arguments; ``layout``: torch's output-layout rule
+    (``indices_layout`` where the indices variant differs); ``prepare(x, kw, rank)``: argument
+    resolution that needs the input; ``module``: the torch.nn class it twins (None: a poolkit
+    module, named ``module_name``); ``module_forward``: the module's forward if it is not
+    ``F(input, *attributes)``.
+    """
 
     name: str
     rank: int
     forward: Callable
     backward: Callable
-    torch_forward: Callable
+    reference: Callable
     params: tuple[Param, ...]
     out_size: Callable
     dtypes: frozenset
     layout: str
-    double_backward: Callable
-    torch_module: type | None = None
     indices: bool = False
+    indices_layout: str | None = None
+    prepare: Callable | None = None
+    module: type | None = None
+    module_name: str | None = None
+    module_forward: Callable | None = None
+    names: tuple[str, ...] = field(init=False)
 
-    def normalize(self, args: tuple) -> tuple:
-        return tuple(p.normalize(v, self.rank, p.name) for p, v in zip(self.params, args,
-                                                                          strict=True))
+    def __post_init__(self):
+        object.__setattr__(self, "names", tuple(p.name for p in self.params))
 
-
-_MAX_PARAMS = (
-    Param("kernel_size", "int[]"),
-    Param("stride", "int[]", None, _stride),
-    Param("padding", "int[]", 0),
-    Param("dilation", "int[]", 1),
-    Param("ceil_mode", "bool", False, _bool),
-)
-_AVG1D_PARAMS = (
-    Param("kernel_size", "int[]"),
-    Param("stride", "int[]", None, _stride),
-    Param("padding", "int[]", 0),
-    Param("ceil_mode", "bool", False, _bool),
-    Param("count_include_pad", "bool", True, _bool),
-)
-_AVG_PARAMS = (*_AVG1D_PARAMS, Param("divisor_override", "int?", None, _opt_int))
+    def normalize(self, kw: dict) -> dict:
+        return {p.name: p.normalize(kw[p.name], self.rank, p.name) for p in self.params}
 
 
-def _max(rank: int, layout: str, module) -> PoolOp:
-    name = f"max_pool{rank}d"
-    return PoolOp(
-        name, rank, getattr(_pf, name), getattr(_pf, name + "_backward"),
-        getattr(torch.nn.functional, name), _MAX_PARAMS, _max_out, B.MAX_DTYPES, layout,
-        _max_double_backward, module, indices=True,
-    )
+def _pf_pair(name):
+    return getattr(_pf, name), getattr(_pf, name + "_backward")
 
 
-def _avg(rank: int, layout: str, module) -> PoolOp:
-    name = f"avg_pool{rank}d"
-    return PoolOp(
-        name, rank, getattr(_pf, name), getattr(_pf, name + "_backward"),
-        getattr(torch.nn.functional, name), _AVG1D_PARAMS if rank == 1 else _AVG_PARAMS,
-        _avg_out, B.FLOAT_DTYPES, layout, _avg_double_backward, module,
-    )
+_WINDOW = (Param("kernel_size", "int[]"), Param("stride", "int[]", _stride),
+           Param("padding", "int[]"))
+_MAX_PARAMS = (*_WINDOW, Param("dilation", "int[]"), Param("ceil_mode", "bool", _bool))
+_AVG1D_PARAMS = (*_WINDOW, Param("ceil_mode", "bool", _bool),
+                 Param("count_include_pad", "bool", _bool))
+_AVG_PARAMS = (*_AVG1D_PARAMS, Param("divisor_override", "int?", _opt_int))
+_LP_PARAMS = (Param("norm_type", "float", _float), Param("kernel_size", "int[]"),
+              Param("stride", "int[]", _stride), Param("ceil_mode", "bool", _bool))
+_ADAPTIVE_PARAMS = (Param("output_size", "SymInt[]", _sizes),)
+_FRACTIONAL_PARAMS = (Param("kernel_size", "int[]"), Param("output_size", "int[]?", _opt_ints),
+                      Param("output_ratio", "float[]?", _opt_floats),
+                      Param("_random_samples", "Tensor", _tensor))
+_UNPOOL_PARAMS = (Param("indices", "Tensor", _tensor), *_WINDOW,
+                  Param("output_size", "int[]?", _opt_ints))
+_BLUR_PARAMS = (Param("filt_size", "int", _int), Param("stride", "int[]"),
+                Param("pad_type", "str", _str))
+_MAX_BLUR_PARAMS = (Param("kernel_size", "int[]"), *_BLUR_PARAMS)
+_APS_PARAMS = (Param("stride", "int[]"), Param("norm", "float", _float))
+
+_NN = torch.nn
+# torch 2.13's output layouts (checked in tests/test_torch_functional.py): 2-D ops follow the
+# input's memory format; most 3-D ops give contiguous output (max_pool3d follows it); 1-D ops
+# built on the 2-D kernel follow it through input.unsqueeze(-2).
+_FOLLOW, _F2D, _CONTIG = B.FOLLOW, B.FOLLOW_2D, B.CONTIGUOUS
 
 
-# max_pool1d's output layout depends on return_indices (see _bridge); ``layout`` is the rule
-# for the output without indices, ``_INDICES_LAYOUT`` overrides it for the indices variant.
-OPS: dict[str, PoolOp] = {
-    op.name: op
-    for op in (
-        _max(1, B.CONTIGUOUS, torch.nn.MaxPool1d),
-        _max(2, B.FOLLOW, torch.nn.MaxPool2d),
-        _max(3, B.FOLLOW, torch.nn.MaxPool3d),
-        _avg(1, B.FOLLOW_2D, torch.nn.AvgPool1d),
-        _avg(2, B.FOLLOW, torch.nn.AvgPool2d),
-        _avg(3, B.CONTIGUOUS, torch.nn.AvgPool3d),
-    )
-}
-_INDICES_LAYOUT = {"max_pool1d": B.FOLLOW_2D}
+def _ops():
+    ops = []
+    for r in (1, 2, 3):
+        def mod(prefix, r=r):
+            return getattr(_NN, f"{prefix}{r}d")
+        layout = (_CONTIG, _FOLLOW, _FOLLOW)[r - 1]
+        three = (_F2D, _FOLLOW, _CONTIG)[r - 1]
+        ops += [
+            PoolOp(f"max_pool{r}d", r, *_pf_pair(f"max_pool{r}d"), getattr(TF, f"max_pool{r}d"),
+                   _MAX_PARAMS, _max_out, B.MAX_DTYPES, layout, indices=True,
+                   indices_layout=_F2D if r == 1 else None, module=mod("MaxPool")),
+            PoolOp(f"min_pool{r}d", r, *_pf_pair(f"min_pool{r}d"), R.min_pool(r), _MAX_PARAMS,
+                   _max_out, B.MAX_DTYPES, layout, indices=True,
+                   indices_layout=_F2D if r == 1 else None, module_name=f"MinPool{r}d"),
+            PoolOp(f"avg_pool{r}d", r, *_pf_pair(f"avg_pool{r}d"), getattr(TF, f"avg_pool{r}d"),
+                   _AVG1D_PARAMS if r == 1 else _AVG_PARAMS, _avg_out, B.FLOAT_DTYPES, three,
+                   module=mod("AvgPool")),
+            PoolOp(f"adaptive_max_pool{r}d", r, *_pf_pair(f"adaptive_max_pool{r}d"),
+                   getattr(TF, f"adaptive_max_pool{r}d"), _ADAPTIVE_PARAMS, _adaptive_out,
+                   B.MAX_DTYPES, three, indices=True, prepare=_resolve_output_size,
+                   module=mod("AdaptiveMaxPool")),
+            PoolOp(f"adaptive_avg_pool{r}d", r, *_pf_pair(f"adaptive_avg_pool{r}d"),
+                   getattr(TF, f"adaptive_avg_pool{r}d"), _ADAPTIVE_PARAMS, _adaptive_out,
+                   B.FLOAT_DTYPES, three, prepare=_resolve_output_size,
+                   module=mod("AdaptiveAvgPool")),
+            PoolOp(f"lp_pool{r}d", r, *_pf_pair(f"lp_pool{r}d"), R.lp_pool(r), _LP_PARAMS,
+                   _lp_out, B.FLOAT_DTYPES, three, module=mod("LPPool")),
+            PoolOp(f"max_unpool{r}d", r, *_pf_pair(f"max_unpool{r}d"),
+                   getattr(TF, f"max_unpool{r}d"), _UNPOOL_PARAMS, _unpool_out, B.MAX_DTYPES,
+                   (_CONTIG, _FOLLOW, _CONTIG)[r - 1], module=mod("MaxUnpool"),
+                   module_forward=_unpool_forward),
+        ]
+    for r in (2, 3):
+        ops.append(PoolOp(
+            f"fractional_max_pool{r}d", r, *_pf_pair(f"fractional_max_pool{r}d"),
+            getattr(TF, f"fractional_max_pool{r}d"), _FRACTIONAL_PARAMS, _fractional_out,
+            B.FLOAT_DTYPES, _CONTIG, indices=True, prepare=_draw_samples,
+            module=getattr(_NN, f"FractionalMaxPool{r}d")))
+    for r in (1, 2):
+        ops.append(PoolOp(f"blur_pool{r}d", r, *_pf_pair(f"blur_pool{r}d"), R.blur_pool(r),
+                          _BLUR_PARAMS, _blur_out, B.FLOAT_DTYPES, (_F2D, _FOLLOW)[r - 1],
+                          module_name=f"BlurPool{r}d"))
+    ops += [
+        PoolOp("max_blur_pool2d", 2, *_pf_pair("max_blur_pool2d"), R.max_blur_pool2d,
+               _MAX_BLUR_PARAMS, _max_blur_out, B.FLOAT_DTYPES, _FOLLOW,
+               module_name="MaxBlurPool2d"),
+        PoolOp("aps_pool2d", 2, *_pf_pair("aps_pool2d"), R.aps_pool2d, _APS_PARAMS, _aps_out,
+               B.FLOAT_DTYPES, _FOLLOW, module_name="APSPool2d"),
+    ]
+    return {op.name: op for op in ops}
+
+
+def _unpool_forward(fn):
+    def forward(self, input, indices, output_size=None):
+        return fn(input, indices, self.kernel_size, self.stride, self.padding, output_size)
+    return forward
+
+
+OPS: dict[str, PoolOp] = _ops()
 
 
 def _layout(op: PoolOp, with_indices: bool) -> str:
-    return _INDICES_LAYOUT.get(op.name, op.layout) if with_indices else op.layout
+    return (op.indices_layout or op.layout) if with_indices else op.layout
 
 
 # --------------------------------------------------------------------------------------------
 # The computation on real CPU tensors (shared by the custom ops and the eager path).
 
 
-def _forward(op: PoolOp, x: torch.Tensor, args: tuple, with_indices: bool):
+def _numpy_kw(op: PoolOp, kw: dict) -> dict:
+    return {n: B.as_numpy(v) if isinstance(v, torch.Tensor) else v for n, v in kw.items()}
+
+
+def _forward(op: PoolOp, x: torch.Tensor, kw: dict, with_indices: bool):
     B.sync_threads()
     xn = B.as_numpy(x)
+    nkw = _numpy_kw(op, kw)
     layout = _layout(op, with_indices)
     if with_indices:
-        out, idx = op.forward(xn, *args, return_indices=True)
+        out, idx = op.forward(xn, **nkw, return_indices=True)
         return (B.restride(layout, x, B.from_numpy(out, x.dtype)),
                 B.restride(layout, x, torch.from_numpy(idx)))
-    return B.restride(layout, x, B.from_numpy(op.forward(xn, *args), x.dtype))
+    return B.restride(layout, x, B.from_numpy(op.forward(xn, **nkw), x.dtype))
 
 
-def _backward(op: PoolOp, grad: torch.Tensor, x: torch.Tensor, args: tuple) -> torch.Tensor:
+def _backward(op: PoolOp, grad: torch.Tensor, x: torch.Tensor, kw: dict) -> torch.Tensor:
     B.sync_threads()
-    gx = op.backward(B.as_numpy(grad), B.as_numpy(x), *args)
+    gx = op.backward(B.as_numpy(grad), B.as_numpy(x), **_numpy_kw(op, kw))
     return B.restride(op.layout, x, B.from_numpy(gx, x.dtype))
+
+
+def _double_backward(op: PoolOp, ggx, grad, x, kw, indices: Callable):
+    """(d/d grad_output, d/d input) of the backward pass along ggx.
+
+    Ops with indices (max, min, adaptive and fractional max) are piecewise linear: the first
+    is ggx gathered at the argmax cells (``indices(x)``, the op's own indices), the second is
+    zero. Others: torch's autograd through the torch implementation (which has poolkit's first
+    derivative)."""
+    if op.indices:
+        idx = indices(x.detach())
+        r = op.rank
+        return ggx.flatten(-r).gather(-1, idx.flatten(-r)).view(idx.shape), None
+    create = torch.is_grad_enabled()
+    # The schema's [] for "stride = kernel_size" is None to torch.nn.functional.
+    kw = {k: None if k == "stride" and isinstance(v, list) and not v else v
+          for k, v in kw.items()}
+    with torch.enable_grad():
+        xr = x.detach().requires_grad_()
+        gr = grad.detach().requires_grad_()
+        y = op.reference(xr, **kw)
+        (gx,) = torch.autograd.grad(y, xr, gr, create_graph=True)
+        gg, gxx = torch.autograd.grad(gx, (gr, xr), ggx, allow_unused=True, create_graph=create)
+    return gg, gxx
 
 
 # --------------------------------------------------------------------------------------------
@@ -238,16 +424,14 @@ def custom_op(name: str):
     return _CUSTOM[name]
 
 
-def _fake_out(op: PoolOp, x: torch.Tensor, args: tuple, with_indices: bool):
+def _fake_out(op: PoolOp, x: torch.Tensor, kw: dict, with_indices: bool):
     rank = op.rank
-    torch._check(
-        x.dim() in (rank + 1, rank + 2),
-        lambda: f"{op.name}: input must be {rank + 1}-D or {rank + 2}-D, got {x.dim()}-D",
-    )
-    out = op.out_size(x.shape[-rank:], *args)
+    torch._check(x.dim() in (rank + 1, rank + 2),
+                 lambda: f"{op.name}: input must be {rank + 1}-D or {rank + 2}-D, got {x.dim()}-D")
+    out = op.out_size(tuple(x.shape[-rank:]), **kw)
     for o in out:
-        torch._check(o >= 1, lambda: f"{op.name}: output size {out} is too small "
-                                     f"for input {tuple(x.shape)} and arguments {args}")
+        torch._check(o >= 0, lambda: f"{op.name}: output size {out} is negative for input "
+                                     f"{tuple(x.shape)} and arguments {kw}")
     shape = (*x.shape[:-rank], *out)
     layout = _layout(op, with_indices)
     y = B.empty_like_torch(layout, x, shape)
@@ -256,23 +440,16 @@ def _fake_out(op: PoolOp, x: torch.Tensor, args: tuple, with_indices: bool):
     return y
 
 
-def _custom_run(name: str):
-    def run(x, args, with_indices):
-        fwd, fwd_idx, _ = _CUSTOM[name]
-        return fwd_idx(x, *args) if with_indices else fwd(x, *args)
-    return run
-
-
 def register(op: PoolOp) -> None:
     """Define ``poolkit::<name>`` (and ``_with_indices``, ``_backward``) for ``op``."""
     lib = torch.library
     sig = ", ".join(f"{p.schema} {p.name}" for p in op.params)
-    n = len(op.params)
-    run = _custom_run(op.name)
+    names, n = op.names, len(op.params)
 
     bwd = lib.custom_op(
         f"poolkit::{op.name}_backward",
-        lambda grad_output, input, *args: _backward(op, grad_output, input, args),
+        lambda grad_output, input, *args: _backward(op, grad_output, input,
+                                                    dict(zip(names, args, strict=True))),
         mutates_args=(), device_types="cpu",
         schema=f"(Tensor grad_output, Tensor input, {sig}) -> Tensor",
     )
@@ -288,32 +465,35 @@ def register(op: PoolOp) -> None:
         gx = bwd._opoverload(grad, x, *ctx.args) if ctx.needs_input_grad[0] else None
         return (gx, *([None] * n))
 
-    defs = []
-    for with_indices in (False, True) if op.indices else (False,):
-        suffix, ret = ("_with_indices", "(Tensor, Tensor)") if with_indices else ("", "Tensor")
-        fwd = lib.custom_op(
-            f"poolkit::{op.name}{suffix}",
-            lambda input, *args, _wi=with_indices: _forward(op, input, args, _wi),
-            mutates_args=(), device_types="cpu", schema=f"(Tensor input, {sig}) -> {ret}",
-        )
-        fwd.register_fake(lambda input, *args, _wi=with_indices: _fake_out(op, input, args, _wi))
-        fwd.register_autograd(fwd_backward, setup_context=fwd_setup)
-        defs.append(fwd)
-
     def bwd_setup(ctx, inputs, output):
-        ctx.save_for_backward(inputs[1])
+        ctx.save_for_backward(inputs[0], inputs[1])
         ctx.args = tuple(inputs[2:])
 
     def bwd_backward(ctx, ggx):
-        (x,) = ctx.saved_tensors
-        gg, gx = op.double_backward(run, ggx, x, ctx.args, op.rank)
+        grad, x = ctx.saved_tensors
+        kw = dict(zip(names, ctx.args, strict=True))
+        gg, gx = _double_backward(op, ggx, grad, x, kw,
+                                  lambda t: _CUSTOM[op.name][1](t, *ctx.args)[1])
         return (gg, gx, *([None] * n))
 
     bwd.register_autograd(bwd_backward, setup_context=bwd_setup)
 
-    _CUSTOM[op.name] = (
-        defs[0]._opoverload, defs[1]._opoverload if op.indices else None, bwd._opoverload
-    )
+    defs = []
+    for with_indices in (False, True) if op.indices else (False,):
+        suffix, ret = ("_with_indices", "(Tensor, Tensor)") if with_indices else ("", "Tensor")
+
+        def impl(input, *args, _wi=with_indices):
+            return _forward(op, input, dict(zip(names, args, strict=True)), _wi)
+
+        def fake(input, *args, _wi=with_indices):
+            return _fake_out(op, input, dict(zip(names, args, strict=True)), _wi)
+
+        fwd = lib.custom_op(f"poolkit::{op.name}{suffix}", impl, mutates_args=(),
+                            device_types="cpu", schema=f"(Tensor input, {sig}) -> {ret}")
+        fwd.register_fake(fake)
+        fwd.register_autograd(fwd_backward, setup_context=fwd_setup)
+        defs.append(fwd._opoverload)
+    _CUSTOM[op.name] = (defs[0], defs[1] if op.indices else None, bwd._opoverload)
 
 
 # --------------------------------------------------------------------------------------------
@@ -325,10 +505,10 @@ class _Pool(torch.autograd.Function):
     without the dispatcher."""
 
     @staticmethod
-    def forward(ctx, x, op, args, with_indices):
-        res = _forward(op, x, args, with_indices)
+    def forward(ctx, x, op, kw, with_indices):
+        res = _forward(op, x, kw, with_indices)
         ctx.save_for_backward(x)
-        ctx.op, ctx.args = op, args
+        ctx.op, ctx.kw = op, kw
         if with_indices:
             ctx.mark_non_differentiable(res[1])
         return res
@@ -336,28 +516,23 @@ class _Pool(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad, *_):
         (x,) = ctx.saved_tensors
-        return _PoolBackward.apply(grad, x, ctx.op, ctx.args), None, None, None
+        return _PoolBackward.apply(grad, x, ctx.op, ctx.kw), None, None, None
 
 
 class _PoolBackward(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, grad, x, op, args):
-        ctx.save_for_backward(x)
-        ctx.op, ctx.args = op, args
-        return _backward(op, grad, x, args)
+    def forward(ctx, grad, x, op, kw):
+        ctx.save_for_backward(grad, x)
+        ctx.op, ctx.kw = op, kw
+        return _backward(op, grad, x, kw)
 
     @staticmethod
     def backward(ctx, ggx):
-        (x,) = ctx.saved_tensors
-        op = ctx.op
-        gg, gx = op.double_backward(_eager_run(op), ggx, x, ctx.args, op.rank)
+        grad, x = ctx.saved_tensors
+        op, kw = ctx.op, ctx.kw
+        gg, gx = _double_backward(op, ggx, grad, x, kw,
+                                  lambda t: call(op, t, tuple(kw.values()), True)[1])
         return gg, gx, None, None
-
-
-def _eager_run(op: PoolOp):
-    def run(x, args, with_indices):
-        return call(op, x, args, with_indices)
-    return run
 
 
 def _fallback_reason(op: PoolOp, x) -> str | None:
@@ -378,12 +553,12 @@ def _fallback_reason(op: PoolOp, x) -> str | None:
     return None
 
 
-def _fallback(op: PoolOp, x, args: tuple, with_indices: bool, reason: str):
+def _fallback(op: PoolOp, x, kw: dict, with_indices: bool, reason: str):
     if not torch.compiler.is_compiling():
         FALLBACKS[op.name, reason] += 1
     if op.indices:
-        return op.torch_forward(x, *args, return_indices=with_indices)
-    return op.torch_forward(x, *args)
+        return op.reference(x, **kw, return_indices=with_indices)
+    return op.reference(x, **kw)
 
 
 def _public(op: PoolOp):
@@ -396,14 +571,17 @@ _PLAIN = (torch.Tensor, torch.nn.Parameter)
 
 
 def call(op: PoolOp, x, args: tuple, with_indices: bool = False):
-    """Run ``op`` on tensor ``x`` with torch-style arguments ``args`` (torch's positional order,
-    without ``return_indices``), routed as the module docstring says."""
+    """Run ``op`` on tensor ``x`` with torch-style arguments ``args`` (in ``op.params`` order),
+    routed as the module docstring says."""
     if torch._C._has_torch_function_unary(x):
         kw = {"return_indices": with_indices} if op.indices else {}
         return torch.overrides.handle_torch_function(_public(op), (x,), x, *args, **kw)
+    kw = dict(zip(op.names, args, strict=True))
+    if op.prepare is not None:
+        kw = op.prepare(x, kw, op.rank)
     reason = _fallback_reason(op, x)
     if reason is not None:
-        return _fallback(op, x, args, with_indices, reason)
+        return _fallback(op, x, kw, with_indices, reason)
     if (
         type(x) in _PLAIN
         and not torch.compiler.is_compiling()
@@ -412,17 +590,17 @@ def call(op: PoolOp, x, args: tuple, with_indices: bool = False):
     ):
         try:
             if x.requires_grad and torch.is_grad_enabled():
-                return _Pool.apply(x, op, args, with_indices)
-            return _forward(op, x, args, with_indices)
+                return _Pool.apply(x, op, kw, with_indices)
+            return _forward(op, x, kw, with_indices)
         except (ValueError, TypeError):
             # poolkit's checks reject these arguments (or this input): torch decides.
-            return _fallback(op, x, args, with_indices, "arguments")
+            return _fallback(op, x, kw, with_indices, "arguments")
     try:
-        nargs = op.normalize(args)
+        nkw = op.normalize(kw)
     except (ValueError, TypeError):
-        return _fallback(op, x, args, with_indices, "arguments")
+        return _fallback(op, x, kw, with_indices, "arguments")
     fwd, fwd_idx, _ = _CUSTOM[op.name]
-    return fwd_idx(x, *nargs) if with_indices else fwd(x, *nargs)
+    return (fwd_idx if with_indices else fwd)(x, *nkw.values())
 
 
 for _op in OPS.values():

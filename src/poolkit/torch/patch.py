@@ -4,7 +4,7 @@ A module is patched by changing its class to the twin (a subclass of its own cla
 replaces ``forward``), so the module object, its attributes, hooks, ``training`` flag and every
 reference to it stay as they were; ``unpatch`` changes the class back. Only modules whose class
 is exactly a torch.nn class poolkit twins are touched (a user's subclass may have its own
-``forward``); everything else, e.g. ``AdaptiveAvgPool2d`` until poolkit computes it, stays torch's.
+``forward``); everything else stays torch's.
 """
 
 from __future__ import annotations
@@ -31,10 +31,12 @@ def _swap(model: torch.nn.Module, table: dict, what: str) -> list[str]:
 
 
 def patch(model: torch.nn.Module) -> list[str]:
-    """Make every torch.nn pooling module of ``model`` that poolkit computes (MaxPool1d/2d/3d,
-    AvgPool1d/2d/3d) run on poolkit, in place; return their names (as in
+    """Make every torch.nn pooling module of ``model`` that poolkit computes run on poolkit,
+    in place: MaxPool, AvgPool, AdaptiveMaxPool, AdaptiveAvgPool, LPPool and MaxUnpool 1d/2d/3d,
+    FractionalMaxPool2d/3d (:data:`poolkit.torch.nn.TWINS`). Returns their names (as in
     ``model.named_modules()``, ``""`` for ``model`` itself). Outputs, gradients, ``repr`` and
-    ``state_dict`` stay the same. :func:`unpatch` undoes it."""
+    ``state_dict`` stay the same, except that LPPool follows poolkit's rule on negative input
+    (torch gives NaN there). :func:`unpatch` undoes it."""
     return _swap(model, TWINS, "patch")
 
 
