@@ -143,6 +143,14 @@ def test_input_shapes_behave_as_in_torch(shape):
     assert_same_outcome("avg_pool2d", x, 2)
 
 
+@pytest.mark.parametrize("p", [0, -1.5])
+def test_lp_pool_with_p_at_most_zero_is_poolkits_error(p):
+    """Where torch divides by zero (pytorch#187743), poolkit says why, on every device."""
+    for device in ("cpu", "meta"):
+        with pytest.raises(ValueError, match="norm_type must be > 0"):
+            PTF.lp_pool2d(torch.ones(1, 1, 4, 4, device=device), p, 2)
+
+
 def test_not_a_tensor_is_torchs_error():
     assert_same_outcome("max_pool2d", np.zeros((1, 1, 4, 4), np.float32), 2)
 
