@@ -259,9 +259,11 @@ class PoolOp:
     module_name: str | None = None
     module_forward: Callable | None = None
     names: tuple[str, ...] = field(init=False)
+    tensor_params: bool = field(init=False)
 
     def __post_init__(self):
         object.__setattr__(self, "names", tuple(p.name for p in self.params))
+        object.__setattr__(self, "tensor_params", any(p.tensor for p in self.params))
 
     def normalize(self, kw: dict) -> dict:
         return {p.name: p.normalize(kw[p.name], self.rank, p.name) for p in self.params}
@@ -367,6 +369,8 @@ def _layout(op: PoolOp, with_indices: bool) -> str:
 
 
 def _numpy_kw(op: PoolOp, kw: dict) -> dict:
+    if not op.tensor_params:
+        return kw
     return {n: B.as_numpy(v) if isinstance(v, torch.Tensor) else v for n, v in kw.items()}
 
 
