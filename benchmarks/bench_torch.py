@@ -110,7 +110,7 @@ def main(argv=None) -> None:
     g = torch.randn(32, 32, 56, 56)
     tm, pm = torch.nn.MaxPool2d(2), pt.nn.MaxPool2d(2)
     print(row("MaxPool2d(2) forward, (32, 32, 112, 112) f32 NCHW",
-              *interleaved(lambda: tm(x), lambda: pm(x), R, 3)), flush=True)
+              *interleaved(lambda: tm(x), lambda: pm(x), R, 5)), flush=True)
     xg = x.clone().requires_grad_()
 
     def fwd_bwd(m):
@@ -120,7 +120,7 @@ def main(argv=None) -> None:
         return run
 
     print(row("MaxPool2d(2) forward+backward (autograd), NCHW",
-              *interleaved(fwd_bwd(tm), fwd_bwd(pm), R, 3)), flush=True)
+              *interleaved(fwd_bwd(tm), fwd_bwd(pm), R, 5)), flush=True)
     xc = x.contiguous(memory_format=torch.channels_last)
     print(row("MaxPool2d(2) forward, channels_last",
               *interleaved(lambda: tm(xc), lambda: pm(xc), R, 3)), flush=True)
@@ -164,8 +164,8 @@ def main(argv=None) -> None:
             patched = copy.deepcopy(ref)
             names = pt.patch(patched)
             xb = torch.randn(4, 3, 224, 224)
-            with torch.no_grad():
-                assert torch.equal(ref(xb), patched(xb))
+            with torch.no_grad():  # adaptive average pooling sums in another order
+                torch.testing.assert_close(patched(xb), ref(xb), rtol=1e-5, atol=1e-5)
 
                 def infer(m, xb=xb):
                     return lambda: m(xb)
