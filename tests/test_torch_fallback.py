@@ -151,8 +151,10 @@ def test_lp_pool_with_p_at_most_zero_is_poolkits_error(p):
             PTF.lp_pool2d(torch.ones(1, 1, 4, 4, device=device), p, 2)
 
 
-def test_not_a_tensor_is_torchs_error():
-    assert_same_outcome("max_pool2d", np.zeros((1, 1, 4, 4), np.float32), 2)
+@pytest.mark.parametrize("name,args", [("max_pool2d", (2,)), ("adaptive_avg_pool2d", ((2, None),)),
+                                       ("fractional_max_pool2d", (2, 2))])
+def test_not_a_tensor_is_torchs_error(name, args):
+    assert_same_outcome(name, np.zeros((1, 1, 4, 4), np.float32), *args)
 
 
 # --------------------------------------------------------------------------------------------
@@ -215,6 +217,7 @@ def test_fx_symbolic_trace_and_jit_trace_run_poolkit():
 
 
 def test_torch_function_mode_sees_the_call():
+    """Also with arguments whose positions differ from the table's (fractional's samples)."""
     seen = []
 
     class Record(torch.overrides.TorchFunctionMode):
@@ -225,8 +228,12 @@ def test_torch_function_mode_sees_the_call():
     x = torch.randn(1, 1, 4, 4)
     with Record():
         y = PTF.max_pool2d(x, 2)
-    assert PTF.max_pool2d in seen
+        u = torch.rand(1, 1, 2)
+        f = PTF.fractional_max_pool2d(x, 2, 3, None, True, u)
+    assert PTF.max_pool2d in seen and PTF.fractional_max_pool2d in seen
     assert torch.equal(y, TF.max_pool2d(x, 2))
+    ref = TF.fractional_max_pool2d(x, 2, 3, None, True, u)
+    assert torch.equal(f[0], ref[0]) and torch.equal(f[1], ref[1])
 
 
 def test_parameters_and_inference_mode():

@@ -577,13 +577,14 @@ _PLAIN = (torch.Tensor, torch.nn.Parameter)
 def call(op: PoolOp, x, args: tuple, with_indices: bool = False):
     """Run ``op`` on tensor ``x`` with torch-style arguments ``args`` (in ``op.params`` order),
     routed as the module docstring says."""
-    if torch._C._has_torch_function_unary(x):
-        kw = {"return_indices": with_indices} if op.indices else {}
-        return torch.overrides.handle_torch_function(_public(op), (x,), x, *args, **kw)
     kw = dict(zip(op.names, args, strict=True))
-    if op.prepare is not None:
-        kw = op.prepare(x, kw, op.rank)
+    if torch._C._has_torch_function_unary(x):
+        if op.indices:
+            kw["return_indices"] = with_indices
+        return torch.overrides.handle_torch_function(_public(op), (x,), x, **kw)
     reason = _fallback_reason(op, x)
+    if op.prepare is not None and reason != "not a tensor":
+        kw = op.prepare(x, kw, op.rank)
     if reason is not None:
         return _fallback(op, x, kw, with_indices, reason)
     if (
