@@ -28,6 +28,8 @@ from .rows import (
     V_ANY_C1,
     V_2x2,
     V_2x2_C1,
+    V_2x2s1,
+    V_2x2s1_C1,
     V_3x3s1_C1,
     V_3x3s2,
     V_3x3s2_C1,
@@ -397,6 +399,10 @@ def _max_fwd(variant, dtype):
                 _max_chunk(x, out, t0, t1, init, geo, lo, hi, rows, dummy, 3, 2, 1, 1, 3)
             elif variant == V_3x3s1_C1:
                 _max_chunk(x, out, t0, t1, init, geo, lo, hi, rows, dummy, 3, 1, 1, 1, 3)
+            elif variant == V_2x2s1_C1:
+                _max_chunk(x, out, t0, t1, init, geo, lo, hi, rows, dummy, 2, 1, 1, 1, 2)
+            elif variant == V_2x2s1:
+                _max_chunk(x, out, t0, t1, init, geo, lo, hi, rows, dummy, 2, 1, 1, C, 2)
             elif variant == V_2x2:
                 _max_chunk(x, out, t0, t1, init, geo, lo, hi, rows, dummy, 2, 2, 1, C, 2)
             elif variant == V_3x3s2:
@@ -420,7 +426,8 @@ def _max_fwd_idx(variant, dtype):
                 _max_idx_chunk(x, out, idx, t0, t1, init, geo, lo, hi, first, rows, 2, 2, 1, 1)
             elif variant == V_2x2:
                 _max_idx_chunk(x, out, idx, t0, t1, init, geo, lo, hi, first, rows, 2, 2, 1, C)
-            elif variant == V_ANY_C1 or variant == V_3x3s2_C1 or variant == V_3x3s1_C1:
+            elif (variant == V_ANY_C1 or variant == V_3x3s2_C1 or variant == V_3x3s1_C1
+                  or variant == V_2x2s1_C1):
                 _max_idx_chunk(x, out, idx, t0, t1, init, geo, lo, hi, first, rows, kw, sw, dw, 1)
             else:
                 _max_idx_chunk(x, out, idx, t0, t1, init, geo, lo, hi, first, rows, kw, sw, dw, C)
@@ -443,11 +450,12 @@ def _max_bwd(variant, tiled, dtype):
                     _max_bwd_tiled(x, g, gx, n, geo, lo, hi, rows, mrow, irow, 2, 1)
                 elif variant == V_2x2:
                     _max_bwd_tiled(x, g, gx, n, geo, lo, hi, rows, mrow, irow, 2, C)
-                elif variant == V_ANY_C1 or variant == V_3x3s2_C1 or variant == V_3x3s1_C1:
+                elif (variant == V_ANY_C1 or variant == V_3x3s2_C1 or variant == V_3x3s1_C1
+                      or variant == V_2x2s1_C1):
                     _max_bwd_tiled(x, g, gx, n, geo, lo, hi, rows, mrow, irow, kw, 1)
                 else:
                     _max_bwd_tiled(x, g, gx, n, geo, lo, hi, rows, mrow, irow, kw, C)
-            elif variant == V_ANY or variant == V_2x2 or variant == V_3x3s2:
+            elif variant == V_ANY or variant == V_2x2 or variant == V_3x3s2 or variant == V_2x2s1:
                 _max_bwd_scatter(
                     x, g, gx, n, init, geo, lo, hi, first, valid, rows, mrow, irow, kw, sw, dw, C
                 )
