@@ -469,10 +469,15 @@ async function runPool() {
   if (!state.x || !state.kinds) return;
   stopPlay();
   const seq = ++state.seq.pool;
+  // The first call of a kind of window compiles poolkit's kernels (once, cached on disk).
+  const slow = setTimeout(() => {
+    if (seq === state.seq.pool) $("output-desc").textContent = "computing… (the first call " +
+      "of a new kind of window compiles poolkit's kernels, once)";
+  }, 400);
   const body = { x: state.x, kind: $("kind").value, convention: $("convention").value,
     ...requestParams() };
   try {
-    const p = await post("/api/pool", body);
+    const p = await post("/api/pool", body).finally(() => clearTimeout(slow));
     if (seq !== state.seq.pool) return;
     state.pool = p;
     showError("");
