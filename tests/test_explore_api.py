@@ -677,3 +677,46 @@ def test_error_messages_name_the_rule(client):
     assert r.json()["error"].startswith("shift: must be [down, right], two ints in [0, 4]")
     r = client.post("/api/model", json={"x": [[0.0] * 27] * 28})
     assert r.json()["error"] == "x: must be 28 x 28 (the model's input), got 28 x 27"
+
+
+# --------------------------------------------------------------------------------------------
+# A new kind is one table entry.
+
+
+def test_a_new_kind_is_one_table_entry(client, monkeypatch):
+    """A kind in poolkit.kinds without an explorer entry is listed but refused; adding its
+    entry to CALLS (here min pooling, written as -max_pool(-x) for the test) is all it takes
+    for the API, and so the page, to offer it."""
+    from poolkit import kinds as pk
+    from poolkit.explore import kinds as ek
+
+    monkeypatch.setattr(ek, "KINDS", {**pk.KINDS, "min": pk.Kind("min", "min pooling",
+                                                                 "min_pool", "MinPooling2D")})
+    monkeypatch.setattr(ek, "POOL_KINDS", (*pk.POOL_KINDS, "min"))
+    listed = {k["name"]: k for k in client.get("/api/kinds").json()["kinds"]}
+    assert listed["min"]["explorer"] is False and listed["min"]["conventions"] == {}
+    r = client.post("/api/pool", json={**GOOD, "kind": "min"})
+    assert r.status_code == 400 and r.json()["error"].startswith("kind: must be one of")
+
+    def min_pool(x, a):
+        return -poolkit.max_pool(-x, a["pool_size"], a["strides"], a["padding"],
+                                 dilation=a["dilation"])
+
+    entry = ek.Call("poolkit.min_pool", (ek.POOL_SIZE, ek.STRIDES, ek.KERAS_PADDING, ek.DILATION),
+                    ek._nhwc(min_pool), ek._keras_spec, "argmax",
+                    lambda x, a: ek._keras_max_route(-x, a))
+    monkeypatch.setitem(ek.CALLS, "min", {"keras": entry})
+    listed = {k["name"]: k for k in client.get("/api/kinds").json()["kinds"]}
+    assert listed["min"]["explorer"] is True
+    assert [p["name"] for p in listed["min"]["conventions"]["keras"]["params"]] == [
+        "pool_size", "strides", "padding", "dilation"]
+    r = client.post("/api/pool", json={**GOOD, "kind": "min", "convention": "torch"})
+    assert r.status_code == 400 and r.json()["error"].startswith("convention: min pooling has no")
+    x = np.random.default_rng(6).normal(size=(6, 7))
+    res = pool(client, x=x.tolist(), kind="min", convention="keras", pool_size=[2, 3],
+               strides=[2, 2], padding="same", dilation=[1, 1])
+    win = response_windows(res, x.shape)
+    out = out_array(res)
+    for i, j in itertools.product(*map(range, out.shape)):
+        assert out[i, j] == x[win[i, j]].min()
+        assert x[tuple(res["argmax"][i][j])] == out[i, j]

@@ -178,6 +178,9 @@ def check_pool_request(body) -> tuple[str, str, Call, np.ndarray, dict]:
     if convention not in CONVENTIONS:
         raise ApiError(f"must be one of {list(CONVENTIONS)}, got {_describe(convention)}",
                        "convention")
+    if convention not in CALLS[kind]:
+        raise ApiError(f"{kind} pooling has no {convention}-convention call in the explorer "
+                       f"(it has: {', '.join(CALLS[kind])})", "convention")
     call = CALLS[kind][convention]
     known = {p.name for p in call.params} | {"x", "kind", "convention"}
     for name in body:
@@ -221,8 +224,8 @@ def pool(body) -> dict:
     product), how each cell is explained (``argmax`` [row, col] for max, ``divisor`` for
     average) and the shape rules of both conventions."""
     kind, convention, call, x, args = check_pool_request(body)
+    out = _library(call.run, x, args)  # first: its errors name the library function
     spec = _library(call.spec, x.shape, args)
-    out = _library(call.run, x, args)
     assert out.shape == spec.out_size, (out.shape, spec)
     rows, cols = windows(spec)
     res = {

@@ -175,11 +175,12 @@ def shift_report(model, parts, body) -> dict:
             "avg" if type(layer).__name__ == "AveragePooling2D" else None)
         if mode is not None and (dy, dx) != (0, 0):
             try:
-                res["equivariance"] = shift_equivariance_error(
-                    maps[:1], (dy, dx), mode, layer.pool_size, layer.strides, layer.padding)
-                res["equivariance"]["q"] = list(res["equivariance"]["q"])
-            except ValueError:
-                pass
+                eq = shift_equivariance_error(maps[:1], (dy, dx), mode, layer.pool_size,
+                                              layer.strides, layer.padding)
+            except ValueError:  # the shift leaves no comparable cell
+                eq = None
+            if eq is not None and np.isfinite(eq["error"]):
+                res["equivariance"] = {**eq, "q": list(eq["q"])}
     return res
 
 

@@ -181,7 +181,16 @@ const CONTROLS = {
 const sameShape = (a, b) => JSON.stringify(typeof a) === JSON.stringify(typeof b)
   && Array.isArray(a) === Array.isArray(b);
 
+// Offer only the conventions the kind has; keep the current one if it can.
+function syncConventions() {
+  const kind = state.kinds.kinds.find((k) => k.name === $("kind").value);
+  const sel = $("convention");
+  for (const o of sel.options) o.disabled = !(o.value in kind.conventions);
+  if (!(sel.value in kind.conventions)) sel.value = Object.keys(kind.conventions)[0];
+}
+
 function buildParams() {
+  syncConventions();
   const c = call(), box = $("params");
   box.replaceChildren();
   const old = state.values, values = {};
@@ -460,6 +469,7 @@ function renderShapes(p) {
 
 let poolTimer = null;
 function changed() {
+  document.body.dataset.busy = "pool";  // until the answer to this change is drawn
   $("call").textContent = callText();
   clearTimeout(poolTimer);
   poolTimer = setTimeout(runPool, 40);
@@ -468,6 +478,7 @@ function changed() {
 async function runPool() {
   if (!state.x || !state.kinds) return;
   stopPlay();
+  document.body.dataset.busy = "pool";
   const seq = ++state.seq.pool;
   // The first call of a kind of window compiles poolkit's kernels (once, cached on disk).
   const slow = setTimeout(() => {
@@ -496,6 +507,7 @@ async function runPool() {
     renderInput();
     renderOutput();
   }
+  delete document.body.dataset.busy;
 }
 
 // ------------------------------------------------------------------------------------------
