@@ -262,13 +262,22 @@ function renderInput() {
       state.inCells[r][c] = d;
       kids.push(d);
     } else {
-      const d = el("div", { className: "cell pad", dataset: { testid: "pad-cell", row: r, col: c },
-        title: `padding (${r}, ${c})` });
+      const over = p && isOverhang(p, r, c, H, W);
+      const d = el("div", { className: over ? "cell pad over" : "cell pad",
+        dataset: { testid: "pad-cell", row: r, col: c },
+        title: over ? `(${r}, ${c}) lies past the padding: only ceil_mode windows reach it`
+          : `padding (${r}, ${c})` });
       state.padCells.set(`${r},${c}`, d);
       kids.push(d);
     }
   }
   grid.replaceChildren(...kids);
+}
+
+// Past the declared padding: where a ceil_mode window overhangs.
+function isOverhang(p, r, c, H, W) {
+  const [pt, pl] = p.padding.before, [pb, pr] = p.padding.after;
+  return r < -pt || r >= H + pb || c < -pl || c >= W + pr;
 }
 
 function renderOutput() {
@@ -343,7 +352,7 @@ const EXPLAIN = {
     let why;
     if (p.args.divisor_override) why = `divisor_override=${div}`;
     else if (div === vals.length) why = `the ${vals.length} input cell(s) read` +
-      (nPad ? `; the ${nPad} padding cell(s) are not counted` : "");
+      (nPad ? `; the ${nPad} position(s) outside the input are not counted` : "");
     else why = `${vals.length} input cell(s) + ${div - vals.length} padding cell(s): ` +
       "count_include_pad counts the padding";
     box.append(el("div", { text: `Divisor ${div}: ${why}. Backpropagation gives each of the ` +
@@ -371,10 +380,13 @@ function showWindow(i, j) {
   if (win) state.inCells[win[0]][win[1]].classList.add("winner");
   const box = $("explain");
   const rows = p.windows.rows[i], cols = p.windows.cols[j];
+  const nOut = cells.filter((c) => !c.inside).length;
+  const nOver = cells.filter((c) => !c.inside && isOverhang(p, c.r, c.c, H, W)).length;
   box.replaceChildren(el("div", { text: `Output (${i}, ${j}) reads input rows ` +
-    `${rows.join(", ")} and columns ${cols.join(", ")}` +
-    (cells.some((c) => !c.inside) ? ` (${cells.filter((c) => !c.inside).length} of the ` +
-      `${cells.length} positions are padding, never read).` : ".") }));
+    `${rows.join(", ")} and columns ${cols.join(", ")}` + (nOut ? ` (${nOut} of the ` +
+      `${cells.length} positions are outside the input, never read: ${nOut - nOver} padding` +
+      (nOver ? `, ${nOver} past the padding, where ceil_mode lets the window overhang` : "") +
+      ")." : ".") }));
   (EXPLAIN[p.explain] || EXPLAIN.window)(p, i, j, cells, box);
 }
 
