@@ -518,6 +518,37 @@ def test_default_model_trains_in_the_background_and_is_cached(tmp_path):
         assert c.get("/api/model").json()["status"] == "ready"  # from the cache, at once
 
 
+def test_failed_training_is_reported_not_hidden(tmp_path):
+    # No training digits: the child process fails, and the page is told why.
+    with TestClient(create_app(cache_dir=str(tmp_path), train_examples=0, epochs=1),
+                    base_url=BASE) as c:
+        deadline = time.monotonic() + 120
+        st = c.get("/api/model").json()
+        while st["status"] == "training" and time.monotonic() < deadline:
+            time.sleep(0.3)
+            st = c.get("/api/model").json()
+        assert st["status"] == "failed" and "training the default model failed" in st["error"]
+        r = c.post("/api/model", json={"x": digit().tolist()})
+        assert r.status_code == 503 and r.json()["error"].startswith("model: training")
+    assert list(tmp_path.glob("*.poolkit")) == []
+
+
+def test_a_model_without_pooling_shows_its_conv_maps(tmp_path):
+    from poolkit import keras
+
+    keras.utils.set_random_seed(0)
+    plain = keras.Sequential([keras.layers.Conv2D(4, 3, activation="relu",
+                                                  input_shape=(28, 28, 1)),
+                              keras.layers.Flatten(), keras.layers.Dense(10, activation="softmax")])
+    with TestClient(create_app(model=plain), base_url=BASE) as c:
+        st = c.get("/api/model").json()
+        assert st["status"] == "ready" and st["conv"] == 0 and st["pool"] is None
+        res = c.post("/api/model", json={"x": digit().tolist()}).json()
+        assert res["pooled"] is None and res["conv"]["shape"] == [26, 26, 4]
+        sh = c.post("/api/shift", json={"x": digit().tolist(), "shift": [1, 1]}).json()
+        assert sh["pooled"] is None and sh["equivariance"] is None and len(sh["grid"]) == 5
+
+
 def test_bad_model_files_are_refused_without_unpickling(tmp_path, model):
     bad = tmp_path / "bad.poolkit"
     bad.write_bytes(b"\x80\x04\x95 not a zip, a pickle header")

@@ -370,8 +370,10 @@ def image_to_digit(data: bytes) -> dict:
 
     if not data:
         raise ApiError("the request body is empty: send the image file's bytes", "image")
+    Image.init()
+    formats = [f for f in IMAGE_FORMATS if f in Image.OPEN]  # as this Pillow was built
     try:
-        with Image.open(io.BytesIO(data), formats=IMAGE_FORMATS) as im:
+        with Image.open(io.BytesIO(data), formats=formats) as im:
             w, h = im.size
             fmt = im.format
             if w < 1 or h < 1 or w > MAX_IMAGE_SIDE or h > MAX_IMAGE_SIDE:
