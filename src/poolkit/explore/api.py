@@ -223,6 +223,8 @@ def _check_param(p: Param, value):
 def check_call(body, *, need_x: bool = True, prefix: str = ""):
     """(kind, convention, call, x, args) from a ``POST /api/pool`` body (``x`` None when not
     ``need_x``: then a field ``x`` is refused). ``prefix`` names the enclosing field."""
+    if prefix and not isinstance(body, dict):
+        raise ApiError(f"must be a JSON object, got {_describe(body)}", prefix.rstrip("."))
     body = check_object(body)
     kind = body.get("kind", "max")
     if not isinstance(kind, str) or kind not in CALLS:
