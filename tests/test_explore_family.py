@@ -613,6 +613,10 @@ def test_shift_selection_matching_a_row_marks_it_and_bad_selections(client):
     res = client.post("/api/shift", json={"x": x, "shift": [0, 1], "pool": same}).json()
     assert [r["kind"] for r in res["kinds"]] == ["max", "blur", "max_blur", "aps"]
     assert [r["selected"] for r in res["kinds"]] == [False, True, False, False]
+    # strides=None is the pool size: the page's default max pooling is the model's layer's.
+    res = client.post("/api/shift", json={"x": x, "shift": [0, 1], "pool": {
+        "kind": "max", "pool_size": [2, 2], "strides": None}}).json()
+    assert [r["selected"] for r in res["kinds"]] == [True, False, False, False]
     # Valid for the page's grid, impossible on the 26 x 26 maps: that row says why.
     res = client.post("/api/shift", json={"x": x, "shift": [0, 0], "pool": {
         "kind": "fractional_max", "output_size": [26, 26]}}).json()

@@ -197,7 +197,9 @@ def _shift_calls(layer, selected) -> list[tuple[str, str, object, dict, bool]]:
     rows = [(name, "keras", CALLS[name]["keras"], fixed[name], False) for name in SHIFT_KINDS]
     if selected is not None:
         kind, conv, call, args = selected
-        text = call_text(call, args)
+        # strides=None means the pool size: the same call as the row that says so.
+        text = call_text(call, {**args, **{p.name: args["pool_size"] for p in call.params
+                                           if p.control == "stride" and args[p.name] is None}})
         same = [i for i, r in enumerate(rows) if call_text(r[2], r[3]) == text]
         if same:
             rows[same[0]] = (*rows[same[0]][:4], True)
