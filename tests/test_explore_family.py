@@ -317,6 +317,18 @@ def test_aps_keeps_the_component_with_the_largest_norm(client, stride, norm):
         assert res["padding"]["type"] == "circular"
 
 
+def test_overflowing_norms_are_null_not_a_broken_answer(client):
+    x = np.full((6, 6), 1e6)
+    x[::2, ::2] = 2e5
+    res = pool(client, x=x.tolist(), kind="aps", norm=64)  # |1e6|^64 overflows float64
+    assert res["aps"]["components"][0]["norm"] is None
+    np.testing.assert_array_equal(out_array(res), poolkit.aps_pool(x[None, :, :, None],
+                                                                   norm=64)[0, :, :, 0])
+    res = pool(client, x=x.tolist(), kind="lp", p=64)
+    want = poolkit.lp_pool(x[None, :, :, None], 64, 2)[0, :, :, 0]
+    assert not np.isfinite(want).any() and res["output"] == [[None] * 3] * 3
+
+
 def test_aps_follows_a_circular_shift(client):
     x = np.random.default_rng(7).random((8, 10))
     base = pool(client, x=x.tolist(), kind="aps", strides=[2, 2])

@@ -422,7 +422,7 @@ def _aps_details(x, a, geo) -> dict:
     comps = np.stack([xp[r::s[0], c::s[1]] for r, c in offsets])[..., None]
     norms = ops.lp_pool(comps, _norm(a["norm"]), comps.shape[1:3])[:, 0, 0, 0]
     kept = _aps_phase(x, a)
-    return {"components": [{"phase": list(o), "norm": float(v)}
+    return {"components": [{"phase": list(o), "norm": float(v) if math.isfinite(v) else None}
                            for o, v in zip(offsets, norms, strict=True)],
             "phase": list(kept), "chosen": offsets.index(kept), "norm": a["norm"],
             "stride": list(s)}

@@ -12,6 +12,7 @@ process, ``python -m poolkit.explore.model``, so the server answers while it tra
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import subprocess
 import sys
@@ -177,6 +178,8 @@ def shift_change(base: np.ndarray, moved: np.ndarray, shift, in_size) -> tuple:
         b = base[:base.shape[0] - q[0], :base.shape[1] - q[1]].astype(np.float64)
         num, den = float(np.linalg.norm(a - b)), float(np.linalg.norm(b))
         err = num / den if den > 0 else (0.0 if num == 0 else None)
+        if err is not None and not math.isfinite(err):  # inf or NaN in a map: not a number
+            err = None
         if err is not None and (best[0] is None or err < best[0]):
             best = (err, q)
     return best
