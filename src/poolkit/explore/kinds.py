@@ -386,6 +386,12 @@ def _norm(v) -> float:
     return math.inf if v == "inf" else float(v)
 
 
+def _adaptive_windows(op: str):
+    def windows(x, a) -> Geometry:
+        return adaptive_geometry(x.shape, adaptive_output_size(x.shape, a["output_size"], op=op))
+    return windows
+
+
 def _blur_windows(x, a) -> Geometry:
     return blur_geometry(blur_spec(x.shape, a["filt_size"], a["strides"], a["pad_type"],
                                    op="blur_pool"))
@@ -616,28 +622,24 @@ CALLS: dict[str, dict[str, Call]] = {
         "keras": Call(
             "poolkit.adaptive_max_pool", (OUTPUT_SIZE,),
             _keras(lambda x, a: ops.adaptive_max_pool(x, a["output_size"])),
-            lambda x, a: adaptive_geometry(x.shape, adaptive_output_size(
-                x.shape, a["output_size"], op="adaptive_max_pool")),
+            _adaptive_windows("adaptive_max_pool"),
             "argmax", _adaptive_route, formula=_adaptive_formula),
         "torch": Call(
             "poolkit.functional.adaptive_max_pool2d", (OUTPUT_SIZE,),
             _torch(lambda x, a: functional.adaptive_max_pool2d(x, a["output_size"])),
-            lambda x, a: adaptive_geometry(x.shape, adaptive_output_size(
-                x.shape, a["output_size"], op="adaptive_max_pool2d")),
+            _adaptive_windows("adaptive_max_pool2d"),
             "argmax", _adaptive_route, formula=_adaptive_formula),
     },
     "adaptive_avg": {
         "keras": Call(
             "poolkit.adaptive_average_pool", (OUTPUT_SIZE,),
             _keras(lambda x, a: ops.adaptive_average_pool(x, a["output_size"])),
-            lambda x, a: adaptive_geometry(x.shape, adaptive_output_size(
-                x.shape, a["output_size"], op="adaptive_average_pool")),
+            _adaptive_windows("adaptive_average_pool"),
             "divisor", formula=_adaptive_formula),
         "torch": Call(
             "poolkit.functional.adaptive_avg_pool2d", (OUTPUT_SIZE,),
             _torch(lambda x, a: functional.adaptive_avg_pool2d(x, a["output_size"])),
-            lambda x, a: adaptive_geometry(x.shape, adaptive_output_size(
-                x.shape, a["output_size"], op="adaptive_avg_pool2d")),
+            _adaptive_windows("adaptive_avg_pool2d"),
             "divisor", formula=_adaptive_formula),
     },
     # PyTorch has no global pooling function (adaptive pooling to 1 is its idiom).
