@@ -644,3 +644,24 @@ def test_shift_selection_matching_a_row_marks_it_and_bad_selections(client):
     ]:
         r = client.post("/api/shift", json={"x": x, "shift": [0, 0], **body})
         assert r.status_code == 400 and r.json()["error"].startswith(start), r.text
+
+
+def test_a_model_with_global_pooling_shows_one_by_one_maps():
+    # Conv2D -> GlobalAveragePooling2D -> Dense, the usual head: its pooled output is (N, C).
+    from poolkit import keras
+
+    keras.utils.set_random_seed(0)
+    m = keras.Sequential([keras.layers.Conv2D(4, 3, activation="relu", input_shape=(28, 28, 1)),
+                          keras.layers.GlobalAveragePooling2D(),
+                          keras.layers.Dense(10, activation="softmax")])
+    x = digit(1)
+    with TestClient(create_app(model=m), base_url=BASE) as c:
+        assert c.get("/api/model").json()["pool"] == 1
+        res = c.post("/api/model", json={"x": x.tolist()}).json()
+        conv = np.asarray(m.layers[0](x[None, :, :, None].astype(np.float32)))[0]
+        assert res["pooled"]["shape"] == [1, 1, 4]
+        np.testing.assert_allclose(np.array(res["pooled"]["maps"])[:, 0, 0],
+                                   conv.mean(axis=(0, 1)), atol=6e-5)
+        sh = c.post("/api/shift", json={"x": x.tolist(), "shift": [2, 1]})
+        assert sh.status_code == 200 and sh.json()["pooled"]["shape"] == [1, 1, 4]
+        assert [r["kind"] for r in sh.json()["kinds"]] == ["max", "blur", "max_blur", "aps"]

@@ -106,7 +106,9 @@ def _run(model, x: np.ndarray, conv: int, pool: int | None):
         if i == conv:
             maps = h
         if i == pool:
-            pooled = h
+            # A global pooling layer without keepdims gives (N, C): shown as 1 x 1 maps.
+            pooled = np.asarray(h)
+            pooled = pooled[:, None, None, :] if pooled.ndim == 2 else pooled
     return maps, pooled, h
 
 

@@ -878,8 +878,8 @@ function renderChannel() {
   if (m.pooled) {
     paint($("pool-big"), m.pooled.maps[k], lo, hi);
     const l = m.pooled.layer, ps = m.pooled.shape;
-    $("pool-caption").textContent = `${l.type} ${l.pool_size.join("x")}, stride ` +
-      `${l.strides.join("x")}: ${ps[0]} x ${ps[1]}`;
+    $("pool-caption").textContent = `${l.type}` + (l.pool_size ? ` ${l.pool_size.join("x")}` : "") +
+      (l.strides ? `, stride ${l.strides.join("x")}` : "") + `: ${ps[0]} x ${ps[1]}`;
   } else {
     $("pool-caption").textContent = "this model has no pooling layer after its convolution";
   }
