@@ -161,8 +161,10 @@ FRACTIONAL_RATIO = Param("output_ratio", "ratio", 0.7, "output_ratio",
                          help="output = int(input * ratio) per axis, used when output_size is "
                               "null", options=(0.5, 0.6, 0.7, 0.8, 0.9))
 SEED = Param("seed", "int", 0, "seed", 0, LIMITS["seed"],
-             "_random_samples = np.random.default_rng(seed).random((N, C, 2)): where the "
-             "pseudo-random windows start", template="np.random.default_rng({}).random((N, C, 2))")
+             "_random_samples = np.random.default_rng(seed).random((1, 1, 2)) for this grid (on "
+             "the model's maps one pair per channel, the same for every sample): where the "
+             "pseudo-random windows start",
+             template="np.random.default_rng({}).random((1, 1, 2))")
 
 
 # --------------------------------------------------------------------------------------------
