@@ -65,21 +65,38 @@ def test_health(client):
 
 
 def test_kinds_lists_every_kind_with_its_parameters(client):
+    from poolkit.explore.kinds import EXTRA_KINDS
+
     data = client.get("/api/kinds").json()
-    assert [k["name"] for k in data["kinds"]] == list(POOL_KINDS)
+    assert [k["name"] for k in data["kinds"]] == [*POOL_KINDS, *EXTRA_KINDS]
     assert data["conventions"] == ["keras", "torch"]
+    controls = {"size", "stride", "keras_padding", "torch_padding", "bool", "int",
+                "int_or_null", "choice", "norm", "output_size", "size_or_null", "ratio"}
     for k in data["kinds"]:
-        if not k["explorer"]:
+        assert k["explorer"], k["name"]  # every kind the engine has is in the explorer
+        assert k["library_kind"] == (k["name"] in POOL_KINDS)
+        for conv, call in k["conventions"].items():
+            assert conv in ("keras", "torch")
+            assert call["explain"] in ("argmax", "divisor", "lp", "blur", "max_blur", "aps")
+            for p in call["params"]:
+                assert p["control"] in controls and p["testid"] and p["arg"], p
+        if k["family"] != "windowed":
             continue
         for conv in ("keras", "torch"):
             params = {p["name"]: p for p in k["conventions"][conv]["params"]}
             assert params["pool_size"]["testid"] == "pool-size"
             assert params["strides"]["testid"] == "stride"
-            assert params["padding"]["control"] == f"{conv}_padding"
-    mx = next(k for k in data["kinds"] if k["name"] == "max")
+            if k["name"] != "lp" or conv == "keras":  # torch's lp_pool2d has no padding
+                assert params["padding"]["control"] == f"{conv}_padding"
+    by_name = {k["name"]: k for k in data["kinds"]}
+    assert set(by_name["global_max"]["conventions"]) == {"keras"}  # torch has no global pool
+    assert set(by_name["fractional_max"]["conventions"]) == {"torch"}
+    mx = by_name["max"]
     assert mx["conventions"]["torch"]["function"] == "poolkit.functional.max_pool2d"
     torch_args = [p["arg"] for p in mx["conventions"]["torch"]["params"]]
     assert torch_args[:2] == ["kernel_size", "stride"] and "ceil_mode" in torch_args
+    lp = [p["arg"] for p in by_name["lp"]["conventions"]["torch"]["params"]]
+    assert lp == ["norm_type", "kernel_size", "stride", "ceil_mode"]  # lp_pool2d's order
 
 
 def test_page_and_static_files(client):
@@ -245,13 +262,15 @@ def probe_windows(x_shape, op) -> np.ndarray:
 
 
 def response_windows(res, x_shape) -> np.ndarray:
+    """windows[i, j, r, c] from the response: the input cells output (i, j) reads (the
+    sources of its window's positions)."""
     h, w = x_shape
     oh, ow = res["shape"]
     m = np.zeros((oh, ow, h, w), bool)
-    for i, rows in enumerate(res["windows"]["rows"]):
-        for j, cols in enumerate(res["windows"]["cols"]):
+    for i, rows in enumerate(res["windows"]["src_rows"]):
+        for j, cols in enumerate(res["windows"]["src_cols"]):
             for r, c in itertools.product(rows, cols):
-                if 0 <= r < h and 0 <= c < w:
+                if r is not None and c is not None:
                     m[i, j, r, c] = True
     return m
 
@@ -274,9 +293,13 @@ def test_windows_are_the_cells_each_output_reads(client, conv, case):
             return functional.max_pool2d(e[None, None], case["pool_size"], case["strides"],
                                          case["padding"], dil, case["ceil_mode"])[0, 0]
     np.testing.assert_array_equal(response_windows(res, x.shape), probe_windows(x.shape, op))
-    # Window positions outside the input are the padding: their count matches the pads.
-    rows = res["windows"]["rows"]
+    # Window positions outside the input are the padding: their count matches the pads, and
+    # max pooling never reads them.
+    rows, src = res["windows"]["rows"], res["windows"]["src_rows"]
     assert min(min(r) for r in rows) == -res["padding"]["before"][0]
+    assert res["padding"]["type"] == "none"
+    for w, sw in zip(rows, src, strict=True):
+        assert sw == [r if 0 <= r < 7 else None for r in w]
 
 
 def test_max_winner_is_the_first_maximum_in_its_window(client):
@@ -715,39 +738,40 @@ def test_error_messages_name_the_rule(client):
 
 
 def test_a_new_kind_is_one_table_entry(client, monkeypatch):
-    """A kind in poolkit.kinds without an explorer entry is listed but refused; adding its
-    entry to CALLS (here min pooling, written as -max_pool(-x) for the test) is all it takes
-    for the API, and so the page, to offer it."""
+    """A kind added to poolkit.kinds without an explorer entry is listed but refused; one entry
+    in CALLS (here a hypothetical range pooling, max - min of each window, written with the
+    library's ops for the test) is all it takes for the API, and so the page, to offer it."""
     from poolkit import kinds as pk
     from poolkit.explore import kinds as ek
 
-    monkeypatch.setattr(ek, "KINDS", {**pk.KINDS, "min": pk.Kind("min", "min pooling",
-                                                                 "min_pool", "MinPooling2D")})
-    monkeypatch.setattr(ek, "POOL_KINDS", (*pk.POOL_KINDS, "min"))
+    new = pk.Kind("range", "range pooling (max - min)", "range_pool", "RangePooling2D",
+                  "windowed", "max")
+    monkeypatch.setattr(ek, "KINDS", {**pk.KINDS, "range": new})
+    monkeypatch.setattr(ek, "POOL_KINDS", (*pk.POOL_KINDS, "range"))
     listed = {k["name"]: k for k in client.get("/api/kinds").json()["kinds"]}
-    assert listed["min"]["explorer"] is False and listed["min"]["conventions"] == {}
-    r = client.post("/api/pool", json={**GOOD, "kind": "min"})
+    assert listed["range"]["explorer"] is False and listed["range"]["conventions"] == {}
+    r = client.post("/api/pool", json={**GOOD, "kind": "range"})
     assert r.status_code == 400 and r.json()["error"].startswith("kind: must be one of")
 
-    def min_pool(x, a):
-        return -poolkit.max_pool(-x, a["pool_size"], a["strides"], a["padding"],
-                                 dilation=a["dilation"])
+    def range_pool(x, a):
+        args = (a["pool_size"], a["strides"], a["padding"])
+        return poolkit.max_pool(x, *args) - poolkit.min_pool(x, *args)
 
-    entry = ek.Call("poolkit.min_pool", (ek.POOL_SIZE, ek.STRIDES, ek.KERAS_PADDING, ek.DILATION),
-                    ek._nhwc(min_pool), ek._keras_spec, "argmax",
-                    lambda x, a: ek._keras_max_route(-x, a))
-    monkeypatch.setitem(ek.CALLS, "min", {"keras": entry})
+    entry = ek.Call("range_pool", (ek.POOL_SIZE, ek.STRIDES, ek.KERAS_PADDING),
+                    ek._keras(range_pool), ek._keras_windows)
+    monkeypatch.setitem(ek.CALLS, "range", {"keras": entry})
     listed = {k["name"]: k for k in client.get("/api/kinds").json()["kinds"]}
-    assert listed["min"]["explorer"] is True
-    assert [p["name"] for p in listed["min"]["conventions"]["keras"]["params"]] == [
-        "pool_size", "strides", "padding", "dilation"]
-    r = client.post("/api/pool", json={**GOOD, "kind": "min", "convention": "torch"})
-    assert r.status_code == 400 and r.json()["error"].startswith("convention: min pooling has no")
+    assert listed["range"]["explorer"] is True and listed["range"]["family"] == "windowed"
+    assert [p["name"] for p in listed["range"]["conventions"]["keras"]["params"]] == [
+        "pool_size", "strides", "padding"]
+    r = client.post("/api/pool", json={**GOOD, "kind": "range", "convention": "torch"})
+    assert r.status_code == 400 and r.json()["error"].startswith(
+        "convention: range pooling (max - min) has no torch-convention call")
     x = np.random.default_rng(6).normal(size=(6, 7))
-    res = pool(client, x=x.tolist(), kind="min", convention="keras", pool_size=[2, 3],
-               strides=[2, 2], padding="same", dilation=[1, 1])
+    res = pool(client, x=x.tolist(), kind="range", convention="keras", pool_size=[2, 3],
+               strides=[2, 2], padding="same")
+    assert res["explain"] == "window" and res["shapes"]["rules"][1]["active"]  # 'same'
     win = response_windows(res, x.shape)
     out = out_array(res)
     for i, j in itertools.product(*map(range, out.shape)):
-        assert out[i, j] == x[win[i, j]].min()
-        assert x[tuple(res["argmax"][i][j])] == out[i, j]
+        assert out[i, j] == x[win[i, j]].max() - x[win[i, j]].min()

@@ -308,6 +308,81 @@ def test_pool_size_hover_and_convention(page):
     pg.click("[data-testid=play]")
 
 
+def out_value(pg, i, j) -> str:
+    return pg.get_attribute(f"[data-testid=out-cell][data-row='{i}'][data-col='{j}']",
+                            "title").split(" = ")[1]
+
+
+def fractional_starts(L, O, k, u):
+    """torch's FractionalMaxPool2d window starts (written here from its rule)."""
+    alpha = (L - k) / (O - 1)
+    return [int((i + u) * alpha) - int(u * alpha) for i in range(O - 1)] + [L - k]
+
+
+def square(rows, cols):
+    return {(r, c) for r in rows for c in cols}
+
+
+U = np.random.default_rng(0).random(2)  # seed 0's _random_samples: [width, height]
+FR, FC = fractional_starts(28, 19, 2, U[1])[4], fractional_starts(28, 19, 2, U[0])[6]
+FAMILIES = [
+    # kind, convention shown, output shape, hovered cell, its window, text in the explanation
+    ("min", None, "14 x 14", (3, 5), square(range(6, 8), range(10, 12)), "min("),
+    ("lp", None, "14 x 14", (3, 5), square(range(6, 8), range(10, 12)), ")^(1/2) ="),
+    ("global_max", "keras", "1 x 1", (0, 0), square(range(28), range(28)), "max("),
+    ("adaptive_avg", None, "5 x 5", (1, 2), square(range(5, 12), range(11, 17)), "/ 42 ="),
+    ("blur", None, "14 x 14", (0, 0), square(range(3), range(3)), "9/64"),
+    ("max_blur", None, "14 x 14", (0, 0), square(range(4), range(4)), "Step 1: M ="),
+    ("aps", None, "14 x 14", (2, 3), None, "polyphase components"),
+    ("fractional_max", "torch", "19 x 19", (4, 6), square(range(FR, FR + 2), range(FC, FC + 2)),
+     "max("),
+]
+
+
+@pytest.mark.parametrize("kind,convention,shape,cell,window,text", FAMILIES,
+                         ids=[f[0] for f in FAMILIES])
+def test_every_family_in_the_browser(page, kind, convention, shape, cell, window, text):
+    pg = page
+    expect_text(pg, "output-shape", "14 x 14")
+    pg.select_option("[data-testid=pool-type]", kind)
+    expect_text(pg, "output-shape", shape)
+    settle(pg)
+    if convention:  # a kind one convention has: the page switched to it
+        assert pg.input_value("[data-testid=convention]") == convention
+    i, j = cell
+    pg.hover(f"[data-testid=out-cell][data-row='{i}'][data-col='{j}']")
+    expect_text(pg, "explain", text)
+    got = window_cells(pg)
+    if window is not None:
+        assert got == window
+    else:  # APS: one cell of the kept component, (a + i*2, b + j*2), holding the output value
+        ((r, c),) = got
+        assert r - 2 * i in (0, 1) and c - 2 * j in (0, 1)
+        title = pg.get_attribute(f"[data-testid=in-cell][data-row='{r}'][data-col='{c}']",
+                                 "title")
+        assert title.split(" = ")[1] == out_value(pg, i, j)
+        assert pg.locator(".cell.phase").count() == 14 * 14  # the kept component's cells
+    if kind == "blur":  # reflect padding: 7 of the 16 positions of the corner window
+        assert pg.locator(".cell.pad.in-window").count() == 7
+    if kind == "max_blur":
+        assert pg.locator(".cell.winner").count() >= 1
+    if kind == "lp":  # p = inf is the largest |x|
+        pg.select_option("[data-testid=p]", '"inf"')
+        expect_text(pg, "call", "p=float('inf')")
+        settle(pg)
+        pg.hover("[data-testid=out-cell][data-row='0'][data-col='0']")
+        pg.hover(f"[data-testid=out-cell][data-row='{i}'][data-col='{j}']")
+        expect_text(pg, "explain", "max(|")
+    if kind == "adaptive_avg":
+        pg.select_option("[data-testid=output-size]", "7")
+        expect_text(pg, "output-shape", "7 x 7")
+        settle(pg)
+    # Hovering an input cell lights up the output cells that read it.
+    r, c = min(got)
+    pg.hover(f"[data-testid=in-cell][data-row='{r}'][data-col='{c}']")
+    assert pg.locator("[data-testid=out-cell][data-fed=true]").count() >= 1
+
+
 def test_upload_an_image(page, tmp_path):
     from poolkit.lab.figures import dataset_digit, load_image
 
@@ -355,14 +430,33 @@ def test_model_panel_shift_and_screenshot(page, tmp_path):
                         "e => { e.value = 3; e.dispatchEvent(new Event('input')); }")
     expect_text(pg, "shift-prediction", "Shifted by (0, 3)")
     assert pg.locator("[data-testid=shift-grid] td").count() == 25
-    # The README's picture: overlapping 3x3 windows, stride 2, one window's arithmetic shown.
-    pg.select_option("[data-testid=pool-size]", "3")
-    pg.select_option("[data-testid=stride]", "2")
-    expect_text(pg, "output-shape", "13 x 13")
+    # Max pooling and the anti-aliased kinds on the model's shifted maps; the selection (max
+    # 2x2, as the model's layer) is the max row.
+    pg.wait_for_function("() => !document.body.dataset.shiftBusy")
+    kinds = pg.eval_on_selector_all("[data-testid=shift-kind]", "els => els.map(e => "
+                                    "[e.dataset.kind, e.classList.contains('selected')])")
+    assert kinds == [["max", True], ["blur", False], ["max_blur", False], ["aps", False]]
+    changes = [float(t) for t in pg.eval_on_selector_all(
+        "[data-testid=shift-change]", "els => els.map(e => e.textContent)")]
+    assert changes[3] < changes[0]  # polyphase sampling follows the digit; max pooling aliases
+    pg.select_option("[data-testid=pool-type]", "lp")
     settle(pg)
+    pg.wait_for_function("() => document.querySelectorAll('[data-testid=shift-kind]').length"
+                         " === 5")
+    expect_text(pg, "shift-kinds", "poolkit.lp_pool(maps, p=2")
+    # The README's picture: BlurPool, one window's weights shown, and the shift panel
+    # comparing it with max pooling.
+    pg.select_option("[data-testid=pool-type]", "blur")
+    expect_text(pg, "call", "poolkit.blur_pool(x, filt_size=4")
+    settle(pg)
+    pg.wait_for_function("() => !document.body.dataset.shiftBusy")
     pg.evaluate("() => window.scrollTo(0, 0)")
-    pg.hover("[data-testid=out-cell][data-row='3'][data-col='5']")
-    assert len(window_cells(pg)) == 9
+    cells = pg.eval_on_selector_all("[data-testid=out-cell]", "els => els.map(e => "
+                                    "[+e.title.split(' = ')[1], +e.dataset.row, +e.dataset.col])")
+    _, i, j = max(cells)  # the brightest output: a window on the stroke
+    pg.hover(f"[data-testid=out-cell][data-row='{i}'][data-col='{j}']")
+    assert len(window_cells(pg)) == (16 if 0 < i < 13 and 0 < j < 13 else 9)
+    expect_text(pg, "explain", "9/64")
     out = (ROOT / "docs" / "figures" / "explore.png" if os.environ.get("POOLKIT_SCREENSHOT")
            else tmp_path / "explore.png")
     pg.screenshot(path=str(out), full_page=True)

@@ -1,10 +1,12 @@
 """``poolkit explore``: an interactive pooling explorer in the browser.
 
 A small local web app (Starlette, served by uvicorn) whose page lets a learner pick any pooling
-kind, window, stride, padding (Keras words or PyTorch numbers), dilation, ceil_mode and
-count_include_pad, on a real digit, an uploaded image or a drawing, and see the output, each
-cell's window and arithmetic, both conventions' shape formulas, a trained model's feature maps
-before and after pooling, and what shifting the input does. Every number comes from poolkit's
+kind poolkit has (max, average, min, LP, BlurPool, MaxBlurPool, adaptive polyphase sampling,
+adaptive, global, fractional), window, stride, padding (Keras words or PyTorch numbers),
+dilation, ceil_mode, count_include_pad and each kind's own parameters, on a real digit, an
+uploaded image or a drawing, and see the output, each cell's window and arithmetic, the shape
+formulas, a trained model's feature maps before and after pooling, and what shifting the input
+does to max pooling and to the anti-aliased kinds. Every number comes from poolkit's
 library over a JSON API (see :mod:`.server`); the page's files ship inside the package.
 
 Needs the ``explore`` extra: ``pip install 'poolkit[explore]'``.

@@ -16,8 +16,19 @@ import numbers
 import numpy as np
 
 from ..errors import InvalidValue
-from ..shapes import PoolSpec, keras_spec, torch_spec
-from .kinds import CALLS, CONVENTIONS, LIMITS, Call, Param
+from ..shapes import keras_spec, torch_spec
+from .kinds import (
+    CALLS,
+    CONVENTIONS,
+    LIMITS,
+    Call,
+    Geometry,
+    Param,
+    explorer_kinds,
+    kind_family,
+    kind_label,
+    to_nhwc,
+)
 
 __all__ = [
     "ApiError",
@@ -134,6 +145,12 @@ def _pair(value, name: str, low: int, high: int) -> list[int]:
     return [int(v) for v in items]
 
 
+def _number(value, name: str, rule: str) -> float:
+    if not _is_number(value) or not math.isfinite(float(value)):
+        raise ApiError(f"must be {rule}, got {_describe(value)}", name)
+    return float(value)
+
+
 def _check_param(p: Param, value):
     if p.control == "size":
         return tuple(_pair(value, p.name, p.low, p.high))
@@ -141,17 +158,52 @@ def _check_param(p: Param, value):
         return None if value is None else tuple(_pair(value, p.name, p.low, p.high))
     if p.control == "torch_padding":
         return tuple(_pair(value, p.name, p.low, p.high))
+    if p.control == "size_or_null":
+        return None if value is None else tuple(_pair(value, p.name, p.low, p.high))
     if p.control == "bool":
         if not isinstance(value, bool):
             raise ApiError(f"must be true or false, got {_describe(value)}", p.name)
         return value
-    if p.control == "int_or_null":
-        if value is None:
+    if p.control in ("int", "int_or_null"):
+        if value is None and p.control == "int_or_null":
             return None
         if not _is_int(value) or not p.low <= value <= p.high:
-            raise ApiError(f"must be null or an int in [{p.low}, {p.high}], got "
+            null = "null or " if p.control == "int_or_null" else ""
+            raise ApiError(f"must be {null}an int in [{p.low}, {p.high}], got "
                            f"{_describe(value)}", p.name)
         return int(value)
+    if p.control == "choice":
+        accept = p.accept or p.options
+        if not isinstance(value, str) or value not in accept:
+            raise ApiError(f"must be one of {list(accept)}, got {_describe(value)}", p.name)
+        return value
+    if p.control == "norm":
+        if value == "inf":
+            return "inf"
+        rule = f"a number in (0, {p.high}] or 'inf'"
+        v = _number(value, p.name, rule)
+        if not 0 < v <= p.high:
+            raise ApiError(f"must be {rule}, got {_describe(value)}", p.name)
+        return int(v) if _is_int(value) else v
+    if p.control == "ratio":
+        if value is None:
+            return None
+        rule = "null or a number in (0, 1) (exclusive)"
+        v = _number(value, p.name, rule)
+        if not 0 < v < 1:
+            raise ApiError(f"must be {rule}, got {_describe(value)}", p.name)
+        return v
+    if p.control == "output_size":
+        items = [value, value] if _is_int(value) else value
+        ok = (isinstance(items, list) and len(items) == 2
+              and all(v is None or _is_int(v) for v in items))
+        if not ok:
+            raise ApiError(f"must be an int or [rows, cols], each an int or null (the input's "
+                           f"size), got {_describe(value)}", p.name)
+        if not all(v is None or p.low <= v <= p.high for v in items):
+            raise ApiError(f"must be in [{p.low}, {p.high}] (or null) on each axis, got "
+                           f"{items}", p.name)
+        return tuple(None if v is None else int(v) for v in items)
     if p.control == "keras_padding":
         if value in ("valid", "same"):
             return value
@@ -168,46 +220,54 @@ def _check_param(p: Param, value):
     raise AssertionError(f"unknown control {p.control!r}")  # a bug in the table
 
 
-def check_pool_request(body) -> tuple[str, str, Call, np.ndarray, dict]:
-    """(kind, convention, call, x, args) from a ``POST /api/pool`` body."""
+def check_call(body, *, need_x: bool = True, prefix: str = ""):
+    """(kind, convention, call, x, args) from a ``POST /api/pool`` body (``x`` None when not
+    ``need_x``: then a field ``x`` is refused). ``prefix`` names the enclosing field."""
+    if prefix and not isinstance(body, dict):
+        raise ApiError(f"must be a JSON object, got {_describe(body)}", prefix.rstrip("."))
     body = check_object(body)
     kind = body.get("kind", "max")
     if not isinstance(kind, str) or kind not in CALLS:
-        raise ApiError(f"must be one of {sorted(CALLS)}, got {_describe(kind)}", "kind")
-    convention = body.get("convention", "keras")
+        raise ApiError(f"must be one of {list(explorer_kinds())}, got {_describe(kind)}",
+                       prefix + "kind")
+    convention = body.get("convention", "keras" if "keras" in CALLS[kind] else "torch")
     if convention not in CONVENTIONS:
         raise ApiError(f"must be one of {list(CONVENTIONS)}, got {_describe(convention)}",
-                       "convention")
+                       prefix + "convention")
     if convention not in CALLS[kind]:
-        raise ApiError(f"{kind} pooling has no {convention}-convention call in the explorer "
-                       f"(it has: {', '.join(CALLS[kind])})", "convention")
+        raise ApiError(f"{kind_label(kind)} has no {convention}-convention call in the "
+                       f"explorer (it has: {', '.join(CALLS[kind])})", prefix + "convention")
     call = CALLS[kind][convention]
-    known = {p.name for p in call.params} | {"x", "kind", "convention"}
+    known = {p.name for p in call.params} | {"kind", "convention"} | ({"x"} if need_x else set())
     for name in body:
         if name not in known:
             raise ApiError(
                 f"is not a parameter of {kind} pooling in the {convention} convention "
-                f"(its parameters: {', '.join(p.name for p in call.params)})", str(name)[:40])
-    if "x" not in body:
-        raise ApiError("is required: the input grid, a 2-D list of numbers", "x")
-    x = check_grid(body["x"])
-    args = {p.name: _check_param(p, body.get(p.name, p.default)) for p in call.params}
+                f"(its parameters: {', '.join(p.name for p in call.params)})",
+                prefix + str(name)[:40])
+    x = None
+    if need_x:
+        if "x" not in body:
+            raise ApiError("is required: the input grid, a 2-D list of numbers", "x")
+        x = check_grid(body["x"])
+    args = {}
+    for p in call.params:
+        try:
+            args[p.name] = _check_param(p, body.get(p.name, p.default))
+        except ApiError as e:
+            if not prefix:
+                raise
+            raise ApiError(f"{prefix}{e}", None, e.status) from None
     return kind, convention, call, x, args
+
+
+def check_pool_request(body) -> tuple[str, str, Call, np.ndarray, dict]:
+    """(kind, convention, call, x, args) from a ``POST /api/pool`` body."""
+    return check_call(body)
 
 
 # --------------------------------------------------------------------------------------------
 # Pooling, windows and the shape rules.
-
-
-def windows(spec: PoolSpec) -> list[list[list[int]]]:
-    """Per axis, per output index: the input positions its window covers, in window order, by
-    the spec's rule (output ``o`` reads ``o*stride - pad_before + j*dilation``). Positions
-    outside [0, in_size) are padding, never read."""
-    return [
-        [[o * s - pb + j * d for j in range(k)] for o in range(n_out)]
-        for k, s, d, pb, n_out in zip(spec.window, spec.stride, spec.dilation, spec.pad_before,
-                                      spec.out_size, strict=True)
-    ]
 
 
 def _library(fn, *args):
@@ -218,46 +278,74 @@ def _library(fn, *args):
         raise ApiError(str(e)) from None
 
 
+def _cells_read(geo: Geometry) -> np.ndarray:
+    """Per output cell, how many input cells its window reads (positions with a source)."""
+    r = np.array([sum(v is not None for v in w) for w in geo.src_rows], dtype=np.float64)
+    c = np.array([sum(v is not None for v in w) for w in geo.src_cols], dtype=np.float64)
+    return np.outer(r, c)
+
+
+def _args_json(args: dict) -> dict:
+    return {k: (list(v) if isinstance(v, tuple) else v) for k, v in args.items()}
+
+
 def pool(body) -> dict:
     """``POST /api/pool``: the output of the kind's library call, its shape, each output cell's
-    window (``windows``: rows per output row, cols per output col; a cell's window is their
-    product), how each cell is explained (``argmax`` [row, col] for max, ``divisor`` for
-    average) and the shape rules of both conventions."""
+    window (``windows``: per output row the positions it reads and the input rows they take,
+    the same for columns; a cell's window is their product), how each cell is explained
+    (``argmax`` [row, col] for max/min, ``divisor`` for averages, ``lp``, ``blur``, ``stage``
+    for max_blur, ``aps``) and the output shape rules."""
     kind, convention, call, x, args = check_pool_request(body)
-    out = _library(call.run, x, args)  # first: its errors name the library function
-    spec = _library(call.spec, x.shape, args)
-    assert out.shape == spec.out_size, (out.shape, spec)
-    rows, cols = windows(spec)
+    x4 = x[None, :, :, None]
+    raw = _library(call.run, x4, args)  # first: its errors name the library function
+    out = to_nhwc(raw, convention)[0, :, :, 0]
+    geo = _library(call.geometry, x, args)
+    assert out.shape == tuple(geo.out_size), (out.shape, geo)
     res = {
         "kind": kind,
+        "label": kind_label(kind),
+        "family": kind_family(kind),
         "convention": convention,
         "function": call.function,
-        "args": {k: (list(v) if isinstance(v, tuple) else v) for k, v in args.items()},
+        "args": _args_json(args),
         "input_shape": list(x.shape),
         "shape": list(out.shape),
+        "library_shapes": {"input": list(x4.shape if convention == "keras" else
+                                         (1, 1, *x.shape)),
+                           "output": list(raw.shape)},
         "output": finite(out),
-        "windows": {"rows": rows, "cols": cols},
-        "padding": {"before": list(spec.pad_before), "after": list(spec.pad_after)},
+        "windows": geo.json(),
+        "padding": {"before": list(geo.pad_before), "after": list(geo.pad_after),
+                    "type": geo.pad_type},
         "explain": call.explain,
-        "shapes": shape_rules(x.shape, args, convention),
+        "shapes": shape_rules(x, args, kind, convention),
     }
     if call.explain == "argmax" and call.route is not None:
         idx = _library(call.route, x, args)
         w = x.shape[1]
+        res["reduce"] = call.reduce
         res["argmax"] = [[[int(i) // w, int(i) % w] if np.isfinite(v) else None
                           for i, v in zip(ir, vr, strict=True)]
                          for ir, vr in zip(idx, out, strict=True)]
-    elif call.explain == "divisor":
-        # The divisor each cell used, from the library itself: on ones, an output is
-        # (cells read) / divisor.
-        ones = _library(call.run, np.ones_like(x), args)
-        n_read = np.array([[sum(0 <= r < x.shape[0] for r in rr) * sum(0 <= c < x.shape[1]
-                                                                         for c in cc)
-                            for cc in cols] for rr in rows], dtype=np.float64)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            div = np.where(ones != 0, n_read / ones, np.nan)
-        res["divisor"] = [[None if not np.isfinite(v) else int(round(v)) for v in r]
-                          for r in div]
+    elif call.explain in ("divisor", "lp"):
+        # From the library itself, on ones: an average is (cells read) / divisor; an LP
+        # output is (scale * cells read)^(1/p), scale being PyTorch's ceil_mode correction.
+        ones = to_nhwc(_library(call.run, np.ones_like(x4), args), convention)[0, :, :, 0]
+        n_read = _cells_read(geo)
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            if call.explain == "divisor":
+                div = np.where(ones != 0, n_read / ones, np.nan)
+                res["divisor"] = [[None if not np.isfinite(v) else int(round(v)) for v in r]
+                                  for r in div]
+            else:
+                p = args["p"]
+                res["lp"] = {"p": p, "reads": n_read.astype(int).tolist()}
+                if p != "inf":
+                    scale = np.where(n_read > 0, ones ** float(p) / n_read, np.nan)
+                    res["lp"]["scale"] = [[None if not np.isfinite(v) else round(float(v), 9)
+                                           for v in r] for r in scale]
+    if call.details is not None:
+        res[call.explain] = _library(call.details, x, args, geo)
     return res
 
 
@@ -281,11 +369,17 @@ def _torch_formula(L: int, k: int, s: int, p: int, d: int, ceil_mode: bool, out:
     return f"{text} = {out}"
 
 
-def shape_rules(in_size, args: dict, convention: str) -> dict:
-    """Output shapes and formulas (numbers filled in, per axis) under both conventions for the
-    request's window, stride and dilation: Keras 'valid', 'same' (and the explicit padding if
-    given); PyTorch with the request's padding (0 for a Keras request) and ceil_mode False and
-    True. Each size is computed by :mod:`poolkit.shapes`; invalid settings give ``error``."""
+def _label(convention: str, padding, ceil_mode) -> str:
+    if convention == "keras":
+        return "Keras " + (f"'{padding}'" if isinstance(padding, str) else
+                           str([list(v) for v in padding]))
+    p = padding[0] if padding[0] == padding[1] else list(padding)
+    return f"PyTorch padding={p}, ceil_mode={'True' if ceil_mode else 'False'}"
+
+
+def _windowed_rules(in_size, args: dict, convention: str) -> list[dict]:
+    """Keras 'valid', 'same' (and the explicit padding if given); PyTorch with the request's
+    padding (0 for a Keras request or LP pooling) and ceil_mode False and True."""
     k = args.get("pool_size", (1, 1))
     s = args.get("strides") or k
     d = args.get("dilation", (1, 1))
@@ -293,11 +387,11 @@ def shape_rules(in_size, args: dict, convention: str) -> dict:
     keras_pads = ["valid", "same"]
     if isinstance(pad, tuple) and convention == "keras":
         keras_pads.append(pad)
-    torch_pad = pad if convention == "torch" else (0, 0)
+    torch_pad = pad if convention == "torch" and pad is not None else (0, 0)
     rows = []
     for kp in keras_pads:
         row = {"convention": "keras", "padding": kp if isinstance(kp, str) else
-               [list(v) for v in kp], "ceil_mode": None,
+               [list(v) for v in kp], "ceil_mode": None, "label": _label("keras", kp, None),
                "active": convention == "keras" and kp == pad}
         try:
             spec = keras_spec(tuple(in_size), k, s, kp, d, op="keras pooling")
@@ -312,6 +406,7 @@ def shape_rules(in_size, args: dict, convention: str) -> dict:
         rows.append(row)
     for ceil in (False, True):
         row = {"convention": "torch", "padding": list(torch_pad), "ceil_mode": ceil,
+               "label": _label("torch", torch_pad, ceil),
                "active": convention == "torch" and args.get("ceil_mode") == ceil}
         try:
             spec = torch_spec(tuple(in_size), k, s, torch_pad, d, ceil, op="torch pooling")
@@ -322,6 +417,29 @@ def shape_rules(in_size, args: dict, convention: str) -> dict:
                 _torch_formula(L, kk, ss, p, dd, ceil, o)
                 for L, kk, ss, p, dd, o in zip(in_size, k, s, torch_pad, d, spec.out_size,
                                                strict=True)])
+        rows.append(row)
+    return rows
+
+
+def shape_rules(x: np.ndarray, args: dict, kind: str = "max", convention: str = "keras") -> dict:
+    """Output shapes and formulas (numbers filled in, per axis). Windowed kinds: both
+    conventions for the request's window, stride and dilation (see :func:`_windowed_rules`).
+    Other kinds: each convention's call with the request's values (defaults for the rest).
+    Each size is computed by :mod:`poolkit.shapes`; invalid settings give ``error``."""
+    if kind_family(kind) == "windowed":
+        return {"axes": ["rows", "cols"], "rules": _windowed_rules(x.shape, args, convention)}
+    rows = []
+    for conv, call in CALLS[kind].items():
+        full = {p.name: args.get(p.name, p.default) for p in call.params}
+        row = {"convention": conv, "padding": None, "ceil_mode": None,
+               "label": ("Keras " if conv == "keras" else "PyTorch ") + call.function,
+               "active": conv == convention}
+        try:
+            shape, formula = call.formula(x, full)
+        except ValueError as e:
+            row.update(shape=None, formula=None, error=str(e))
+        else:
+            row.update(shape=list(shape), formula=formula, error=None)
         rows.append(row)
     return {"axes": ["rows", "cols"], "rules": rows}
 

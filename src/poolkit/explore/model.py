@@ -12,6 +12,7 @@ process, ``python -m poolkit.explore.model``, so the server answers while it tra
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import subprocess
 import sys
@@ -22,10 +23,12 @@ import numpy as np
 
 from ..errors import InvalidValue
 from ..kinds import KINDS
-from .api import MAX_SHIFT, ApiError, check_grid, check_object, finite
+from .api import MAX_SHIFT, ApiError, check_call, check_grid, check_object, finite
+from .kinds import CALLS, kind_label, to_nhwc
 
 __all__ = ["DEFAULT_TRAIN", "DEFAULT_EPOCHS", "cache_path", "train_demo_model", "ModelState",
-           "model_parts", "feature_maps", "shift_report"]
+           "model_parts", "feature_maps", "shift_report", "shift_change", "call_text",
+           "SHIFT_KINDS"]
 
 DEFAULT_TRAIN = 8000
 DEFAULT_EPOCHS = 3
@@ -103,7 +106,9 @@ def _run(model, x: np.ndarray, conv: int, pool: int | None):
         if i == conv:
             maps = h
         if i == pool:
-            pooled = h
+            # A global pooling layer without keepdims gives (N, C): shown as 1 x 1 maps.
+            pooled = np.asarray(h)
+            pooled = pooled[:, None, None, :] if pooled.ndim == 2 else pooled
     return maps, pooled, h
 
 
@@ -133,14 +138,123 @@ def _shifted(x: np.ndarray, dy: int, dx: int) -> np.ndarray:
     return pad[:h, :w]
 
 
+#: The kinds the shift panel always compares, with the model's pooling window and stride:
+#: max pooling and its anti-aliased replacements (Zhang 2019; Chaman & Dokmanic 2021).
+SHIFT_KINDS = ("max", "blur", "max_blur", "aps")
+
+
+def call_text(call, args: dict, x: str = "x") -> str:
+    """The library call as Python, e.g. ``poolkit.blur_pool(maps, filt_size=4, ...)``."""
+    names = dict(call.names)
+
+    def show(v):
+        if v == "inf":
+            return "float('inf')"
+        if isinstance(v, tuple | list):
+            return "(" + ", ".join(show(u) for u in v) + ")"
+        return repr(v)
+
+    parts = [f"{names.get(p.name, p.name)}="
+             + (p.template.format(args[p.name]) if p.template else show(args[p.name]))
+             for p in call.params]
+    return f"{call.function}({', '.join([x, *parts])})"
+
+
+def shift_change(base: np.ndarray, moved: np.ndarray, shift, in_size) -> tuple:
+    """How much a pooled map changes when its input moves by ``shift`` = (dy, dx) cells:
+
+        min over q of ||moved[q:] - base[:O - q]|| / ||base[:O - q]||
+
+    over all channels, ``base`` and ``moved`` being (O0, O1, C) pooled maps of an input of
+    spatial size ``in_size`` and of that input shifted, and ``q`` per axis the whole number of
+    output cells nearest the shift (``floor`` or ``ceil`` of ``t * O / L``). 0 means the pooled
+    map just moved along (shift-equivariance); a change is what aliasing does. Returns (change
+    or None if no cell is comparable or the base is 0 where moved is not, q)."""
+    best = (None, (0, 0))
+    choices = [sorted({(t * o) // L, -(-(t * o) // L)})
+               for t, o, L in zip(shift, base.shape[:2], in_size, strict=True)]
+    for q in ((a, b) for a in choices[0] for b in choices[1]):
+        if q[0] >= base.shape[0] or q[1] >= base.shape[1]:
+            continue
+        a = moved[q[0]:, q[1]:].astype(np.float64)
+        b = base[:base.shape[0] - q[0], :base.shape[1] - q[1]].astype(np.float64)
+        num, den = float(np.linalg.norm(a - b)), float(np.linalg.norm(b))
+        err = num / den if den > 0 else (0.0 if num == 0 else None)
+        if err is not None and not math.isfinite(err):  # inf or NaN in a map: not a number
+            err = None
+        if err is not None and (best[0] is None or err < best[0]):
+            best = (err, q)
+    return best
+
+
+def _shift_calls(layer, selected) -> list[tuple[str, str, object, dict, bool]]:
+    """(kind, convention, call, args, selected) for the shift panel's rows."""
+    k = tuple(getattr(layer, "pool_size", None) or (2, 2))
+    s = tuple(getattr(layer, "strides", None) or k)
+    pad = getattr(layer, "padding", "valid")
+    fixed = {
+        "max": {"pool_size": k, "strides": s, "padding": pad if pad in ("valid", "same")
+                else "valid", "dilation": (1, 1)},
+        "blur": {"filt_size": 4, "strides": s, "pad_type": "reflect"},
+        "max_blur": {"pool_size": k, "strides": s, "filt_size": 4, "pad_type": "reflect"},
+        "aps": {"strides": s, "norm": 2},
+    }
+    rows = [(name, "keras", CALLS[name]["keras"], fixed[name], False) for name in SHIFT_KINDS]
+    if selected is not None:
+        kind, conv, call, args = selected
+        # strides=None means the pool size: the same call as the row that says so.
+        text = call_text(call, {**args, **{p.name: args["pool_size"] for p in call.params
+                                           if p.control == "stride" and args[p.name] is None}})
+        same = [i for i, r in enumerate(rows) if call_text(r[2], r[3]) == text]
+        if same:
+            rows[same[0]] = (*rows[same[0]][:4], True)
+        else:
+            rows.append((kind, conv, call, args, True))
+    return rows
+
+
+def _shift_rows(maps: np.ndarray, k: int, channel: int, shift, layer, selected) -> list[dict]:
+    """Each row's pooled maps (channel ``channel``) unshifted and for shift index ``k``, and
+    the change for every shift in [0, MAX_SHIFT]^2 (``maps`` holds the conv maps of the
+    shifted inputs, shift (i, j) at i * (MAX_SHIFT + 1) + j)."""
+    n = MAX_SHIFT + 1
+    rows = []
+    for kind, conv, call, args, sel in _shift_calls(layer, selected):
+        row = {"kind": kind, "label": kind_label(kind), "convention": conv,
+               "call": call_text(call, args, "maps"), "selected": sel}
+        try:
+            pooled = to_nhwc(call.run(maps, args), conv)
+        except (ValueError, TypeError) as e:
+            rows.append({**row, "error": str(e)})
+            continue
+        changes = [[shift_change(pooled[0], pooled[i * n + j], (i, j), maps.shape[1:3])
+                    for j in range(n)] for i in range(n)]
+        err, q = changes[shift[0]][shift[1]]
+        rows.append({
+            **row, "error": None, "shape": list(pooled.shape[1:3]),
+            "base": finite(np.round(pooled[0, :, :, channel], 4)),
+            "maps": finite(np.round(pooled[k, :, :, channel], 4)),
+            "change": None if err is None else round(err, 6), "q": list(q),
+            "changes": [[None if c[0] is None else round(c[0], 6) for c in r] for r in changes],
+        })
+    return rows
+
+
 def shift_report(model, parts, body) -> dict:
-    """``POST /api/shift`` {"x": 28x28, "shift": [dy, dx]} (each 0..MAX_SHIFT): the shifted
-    input, its pooled maps and prediction, the unshifted prediction, the prediction for every
-    shift in [0, MAX_SHIFT]^2 (``grid``), and the pooling layer's shift equivariance error
-    (:func:`poolkit.lab.invariance.shift_equivariance_error`) for this shift."""
+    """``POST /api/shift`` {"x": 28x28, "shift": [dy, dx] (each 0..MAX_SHIFT), "channel": c,
+    "pool": {kind, convention, parameters} (optional)}: the shifted input, its pooled maps and
+    prediction, the unshifted prediction, the prediction for every shift in [0, MAX_SHIFT]^2
+    (``grid``), the pooling layer's shift equivariance error
+    (:func:`poolkit.lab.invariance.shift_equivariance_error`) for this shift, and ``kinds``:
+    the model's conv maps pooled by max pooling, its anti-aliased replacements and the page's
+    selection, unshifted and shifted (channel ``c``), with :func:`shift_change` per shift."""
     from ..lab.invariance import shift_equivariance_error
 
     body = check_object(body)
+    for name in body:
+        if name not in ("x", "shift", "channel", "pool"):
+            raise ApiError("is not a field of a shift request (x, shift, channel, pool)",
+                           str(name)[:40])
     x = check_grid(body.get("x"), "x", (28, 28))
     shift = body.get("shift", [0, 0])
     if (not isinstance(shift, list) or len(shift) != 2
@@ -148,13 +262,23 @@ def shift_report(model, parts, body) -> dict:
             or not all(0 <= v <= MAX_SHIFT for v in shift)):
         raise ApiError(f"must be [down, right], two ints in [0, {MAX_SHIFT}] (pixels), got "
                        f"{str(shift)[:40]}", "shift")
+    selected = None
+    if body.get("pool") is not None:
+        kind, conv, call, _, args = check_call(body["pool"], need_x=False, prefix="pool.")
+        selected = (kind, conv, call, args)
     dy, dx = shift
     conv, pool = parts
     n = MAX_SHIFT + 1
     batch = np.stack([_shifted(x, i, j) for i in range(n) for j in range(n)])
     maps, pooled, scores = _run(model, batch, conv, pool)
+    channels = maps.shape[-1]
+    channel = body.get("channel", 0)
+    if not isinstance(channel, int) or isinstance(channel, bool) or not 0 <= channel < channels:
+        raise ApiError(f"must be an int in [0, {channels - 1}] (the conv layer's channels), "
+                       f"got {str(channel)[:40]}", "channel")
     preds = scores.argmax(axis=1).reshape(n, n)
     k = dy * n + dx
+    maps = np.asarray(maps)
     res = {
         "shift": [dy, dx],
         "x": np.round(batch[k], 4).tolist(),
@@ -165,6 +289,9 @@ def shift_report(model, parts, body) -> dict:
         "consistent": int((preds == preds[0, 0]).sum()),
         "pooled": None,
         "equivariance": None,
+        "channel": channel,
+        "kinds": _shift_rows(maps, k, channel, (dy, dx),
+                             model.layers[pool] if pool is not None else None, selected),
     }
     if pool is not None:
         layer = model.layers[pool]

@@ -6,13 +6,16 @@ Routes (all JSON unless said; errors are ``{"error": "<field>: <rule>"}`` with 4
     GET  /                    the page;  GET /static/<name>: its files (a fixed list)
     GET  /api/health          {"status": "ok"}
     GET  /api/kinds           the pooling kinds, their parameters per convention, the limits
-    POST /api/pool            pool a grid: output, windows, argmax/divisor, both shape rules
+    POST /api/pool            pool a grid with any kind: output, windows, the cell's arithmetic
+                              (argmax, divisor, LP, blur weights, max-then-blur, APS), shapes
     GET  /api/digits          the embedded sample's size and labels
     GET  /api/digit/{index}   one test digit, 28x28 in [0, 1]
     POST /api/upload          an image file's bytes (PNG/JPEG/GIF/BMP/WebP) -> a 28x28 digit
     GET  /api/model           the model's status (training/ready/failed) and layers
     POST /api/model           {"x"}: conv feature maps before/after pooling, prediction
-    POST /api/shift           {"x", "shift": [dy, dx]}: the same for a shifted input
+    POST /api/shift           {"x", "shift": [dy, dx], "channel", "pool"}: the same for a
+                              shifted input, and its conv maps pooled by max pooling, the
+                              anti-aliased kinds and the selected kind, with their change
 
 Every computation runs in a worker thread under one lock (the compiled kernels and the model's
 layers are not shared between concurrent calls), so the event loop keeps answering.

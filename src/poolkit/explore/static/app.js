@@ -120,13 +120,24 @@ function selectOf(testid, options, value) {
   return s;
 }
 
-const sizeOptions = (p) => {
+const sizeOptions = (p, top = 16) => {
   const out = [];
-  for (let v = p.min; v <= Math.min(p.max, 16); v++) out.push([String(v), String(v)]);
+  for (let v = p.min; v <= Math.min(p.max, top); v++) out.push([String(v), String(v)]);
   return out;
 };
+// A select whose options are JSON values (numbers, strings, null), shown as text.
+function valueSelect(testid, options, value, changed) {
+  const s = selectOf(testid, options.map((v) => [JSON.stringify(v), v === null ? "none" : String(v)]),
+    JSON.stringify(value));
+  if (s.selectedIndex < 0) {  // a value set through the API: keep it selectable
+    s.append(el("option", { value: JSON.stringify(value), text: String(value) }));
+    s.value = JSON.stringify(value);
+  }
+  s.addEventListener("change", () => changed(JSON.parse(s.value)));
+  return s;
+}
 
-// control type -> (param, current value, onchange) -> element; read() gives the JSON value.
+// control type -> (param, current value, onchange) -> element (see Param in kinds.py).
 const CONTROLS = {
   size(p, value, changed) {
     const s = selectOf(p.testid, sizeOptions(p), String(value[0]));
@@ -137,6 +148,18 @@ const CONTROLS = {
     const s = selectOf(p.testid, [["", "= pool size"], ...sizeOptions(p)],
       value === null ? "" : String(value[0]));
     s.addEventListener("change", () => changed(s.value === "" ? null : [+s.value, +s.value]));
+    return s;
+  },
+  size_or_null(p, value, changed) {
+    const s = selectOf(p.testid, [["", "none"], ...sizeOptions(p, 32)],
+      value === null ? "" : String(value[0]));
+    s.addEventListener("change", () => changed(s.value === "" ? null : [+s.value, +s.value]));
+    return s;
+  },
+  output_size(p, value, changed) {
+    const s = selectOf(p.testid, [["", "= input (None)"], ...sizeOptions(p, 32)],
+      value[0] === null ? "" : String(value[0]));
+    s.addEventListener("change", () => changed(s.value === "" ? [null, null] : [+s.value, +s.value]));
     return s;
   },
   torch_padding(p, value, changed) {
@@ -170,12 +193,26 @@ const CONTROLS = {
     c.addEventListener("change", () => changed(c.checked));
     return c;
   },
+  int(p, value, changed) {
+    if (p.max - p.min <= 16) {
+      const s = selectOf(p.testid, sizeOptions(p), String(value));
+      s.addEventListener("change", () => changed(+s.value));
+      return s;
+    }
+    const inp = el("input", { type: "number", min: p.min, max: p.max, value,
+      dataset: { testid: p.testid } });
+    inp.addEventListener("change", () => changed(inp.value === "" ? p.default : +inp.value));
+    return inp;
+  },
   int_or_null(p, value, changed) {
     const inp = el("input", { type: "number", min: p.min, max: p.max, placeholder: "none",
       value: value === null ? "" : value, dataset: { testid: p.testid } });
     inp.addEventListener("change", () => changed(inp.value === "" ? null : +inp.value));
     return inp;
   },
+  choice(p, value, changed) { return valueSelect(p.testid, p.options, value, changed); },
+  norm(p, value, changed) { return valueSelect(p.testid, p.options, value, changed); },
+  ratio(p, value, changed) { return valueSelect(p.testid, [null, ...p.options], value, changed); },
 };
 
 const sameShape = (a, b) => JSON.stringify(typeof a) === JSON.stringify(typeof b)
@@ -219,9 +256,11 @@ function callText() {
   const c = call(), args = requestParams();
   const show = (v) => v === null ? "None"
     : typeof v === "boolean" ? (v ? "True" : "False")
-      : typeof v === "string" ? `'${v}'`
-        : Array.isArray(v) ? `(${v.map(show).join(", ")})` : String(v);
-  const parts = c.params.map((p) => `${p.arg}=${show(args[p.name])}`);
+      : v === "inf" ? "float('inf')"
+        : typeof v === "string" ? `'${v}'`
+          : Array.isArray(v) ? `(${v.map(show).join(", ")})` : String(v);
+  const parts = c.params.map((p) => `${p.arg}=` +
+    (p.template ? p.template.replace("{}", String(args[p.name])) : show(args[p.name])));
   return `${c.function}(x, ${parts.join(", ")})`;
 }
 
@@ -238,10 +277,15 @@ const short = (v) => (v === null ? "–" : Number.isInteger(v) ? String(v) : v.t
 function renderInput() {
   const x = state.x, H = x.length, W = x[0].length, p = state.pool;
   let r0 = 0, r1 = H - 1, c0 = 0, c1 = W - 1;
+  state.padSource = [new Map(), new Map()];  // padded position -> the input row / col it reads
   if (p) {
     const rs = p.windows.rows.flat(), cs = p.windows.cols.flat();
     r0 = Math.min(0, ...rs); r1 = Math.max(H - 1, ...rs);
     c0 = Math.min(0, ...cs); c1 = Math.max(W - 1, ...cs);
+    ["rows", "cols"].forEach((axis, a) => p.windows[axis].forEach((w, i) => w.forEach((pos, k) => {
+      const src = p.windows[`src_${axis}`][i][k];
+      if (src !== null && src !== pos) state.padSource[a].set(pos, src);
+    })));
   }
   const rows = r1 - r0 + 1, cols = c1 - c0 + 1, size = cellSize(rows, cols);
   const grid = $("in-grid");
@@ -263,15 +307,27 @@ function renderInput() {
       kids.push(d);
     } else {
       const over = p && isOverhang(p, r, c, H, W);
+      const src = padSource(r, c, H, W);
       const d = el("div", { className: over ? "cell pad over" : "cell pad",
         dataset: { testid: "pad-cell", row: r, col: c },
         title: over ? `(${r}, ${c}) lies past the padding: only ceil_mode windows reach it`
-          : `padding (${r}, ${c})` });
+          : src ? `padding (${r}, ${c}): ${p.padding.type} padding, it reads input ` +
+            `(${src[0]}, ${src[1]}) = ${fmt(x[src[0]][src[1]])}`
+            : `padding (${r}, ${c})` + (p && p.padding.type === "zero" ? ": reads 0" : "") });
+      if (src && size >= SHOW_VALUES) d.textContent = short(x[src[0]][src[1]]);
+      if (src) d.classList.add("copy");
       state.padCells.set(`${r},${c}`, d);
       kids.push(d);
     }
   }
   grid.replaceChildren(...kids);
+}
+
+// The input cell a padded position reads (reflected, replicated or wrapped), or null.
+function padSource(r, c, H, W) {
+  const sr = r >= 0 && r < H ? r : state.padSource[0].get(r);
+  const sc = c >= 0 && c < W ? c : state.padSource[1].get(c);
+  return sr === undefined || sc === undefined ? null : [sr, sc];
 }
 
 // Past the declared padding: where a ceil_mode window overhangs.
@@ -307,7 +363,7 @@ function renderOutput() {
 
 function clearMarks() {
   for (const row of state.inCells) for (const d of row) {
-    delete d.dataset.inWindow; d.classList.remove("winner");
+    delete d.dataset.inWindow; d.classList.remove("winner", "phase");
   }
   for (const d of state.padCells.values()) d.classList.remove("in-window");
   for (const row of state.outCells) for (const d of row) {
@@ -315,32 +371,47 @@ function clearMarks() {
   }
 }
 
+const listOf = (items, n = 25) => items.slice(0, n).join(", ") + (items.length > n ? ", …" : "");
+
+function weightTable(rows, cols, weights, cell) {
+  const t = el("table", { className: "wtable" });
+  rows.forEach((r, a) => {
+    const tr = el("tr");
+    cols.forEach((c, b) => tr.append(cell(r, c, a, b, weights[a][b])));
+    t.append(tr);
+  });
+  return t;
+}
+
 // How one output cell is explained, by the kind's "explain" field from the server.
 const EXPLAIN = {
   argmax(p, i, j, cells, box) {
     const win = p.argmax && p.argmax[i][j];
-    const vals = cells.filter((c) => c.inside);
+    const vals = cells.filter((c) => c.read);
     const list = vals.slice(0, 25).map((c) => {
       const s = el("span", { text: fmt(c.v) });
-      if (win && c.r === win[0] && c.c === win[1]) s.className = "win";
+      if (win && c.sr === win[0] && c.sc === win[1]) s.className = "win";
       return s;
     });
-    const f = el("div", { className: "formula" }, `${p.kind}(`);
+    const f = el("div", { className: "formula" }, `${p.reduce}(`);
     list.forEach((s, k) => { if (k) f.append(", "); f.append(s); });
     if (vals.length > 25) f.append(", …");
     f.append(`) = ${fmt(p.output[i][j])}`);
     box.append(f);
+    const best = p.reduce === "min" ? "smallest" : "largest";
     if (win) {
-      box.append(el("div", { text: `The winner is input (${win[0]}, ${win[1]}), the first ` +
-        "one in row-major order if values tie. Backpropagation sends this output's whole " +
-        `gradient there; the other ${vals.length - 1} cell(s) of the window get 0 from it.` }));
+      box.append(el("div", { text: `The winner is input (${win[0]}, ${win[1]}), the ${best} ` +
+        "value, the first one in row-major order if values tie (from the library's indices). " +
+        "Backpropagation sends this output's whole gradient there; the other " +
+        `${vals.length - 1} cell(s) of the window get 0 from it.` }));
     } else {
-      box.append(el("div", { text: "No input cell in this window: the output is empty (−inf)." }));
+      box.append(el("div", { text: "No input cell in this window: the output is empty " +
+        `(${p.reduce === "min" ? "+inf" : "−inf"}).` }));
     }
   },
   divisor(p, i, j, cells, box) {
     const div = p.divisor && p.divisor[i][j], out = p.output[i][j];
-    const vals = cells.filter((c) => c.inside);
+    const vals = cells.filter((c) => c.read);
     const nPad = cells.length - vals.length;
     const terms = vals.slice(0, 25).map((c) => fmt(c.v)).join(" + ") + (vals.length > 25 ? " + …" : "");
     if (div === null || div === undefined) {
@@ -358,8 +429,93 @@ const EXPLAIN = {
     box.append(el("div", { text: `Divisor ${div}: ${why}. Backpropagation gives each of the ` +
       `${vals.length} input cell(s) 1/${div} of this output's gradient.` }));
   },
+  lp(p, i, j, cells, box) {
+    const vals = cells.filter((c) => c.read), out = p.output[i][j], pn = p.lp.p;
+    if (pn === "inf") {
+      box.append(el("div", { className: "formula",
+        text: `max(${listOf(vals.map((c) => `|${fmt(c.v)}|`))}) = ${fmt(out)}` }));
+      box.append(el("div", { text: "p = inf: the largest absolute value. Its gradient goes " +
+        "to that cell, with the sign of its value." }));
+      return;
+    }
+    const scale = p.lp.scale[i][j];
+    const sum = listOf(vals.map((c) => `|${fmt(c.v)}|^${pn}`), 16).replaceAll(", ", " + ");
+    box.append(el("div", { className: "formula", text: (scale !== null && Math.abs(scale - 1) > 1e-9
+      ? `(${fmt(scale)} · (${sum}))^(1/${pn})` : `(${sum})^(1/${pn})`) + ` = ${fmt(out)}` }));
+    box.append(el("div", { text: `The ${pn}-norm of the ${vals.length} value(s) read: p = 1 sums ` +
+      "the absolute values, p = 2 is the Euclidean length, and a larger p comes closer to " +
+      "max |x|. Each cell's gradient is sign(x)·(|x| / output)^(p−1) times the output's." +
+      (scale !== null && Math.abs(scale - 1) > 1e-9 ? ` PyTorch scales a window that hangs ` +
+        `over the edge (ceil_mode) by kernel cells / cells read = ${fmt(scale)}.` : "") }));
+  },
+  blur(p, i, j, cells, box) {
+    const b = p.blur, rows = p.windows.rows[i], cols = p.windows.cols[j];
+    const srcR = p.windows.src_rows[i], srcC = p.windows.src_cols[j];
+    box.append(el("div", { text: "A weighted sum: each value times its binomial weight " +
+      "(the weights sum to 1)." }));
+    box.append(weightTable(rows, cols, b.weights_text, (r, c, a, k, w) => {
+      const sr = srcR[a], sc = srcC[k], read = sr !== null && sc !== null;
+      const td = el("td", { title: read ? `position (${r}, ${c}) reads input (${sr}, ${sc})`
+        : `position (${r}, ${c}) is zero padding` });
+      td.append(el("div", { className: "w", text: w }),
+        el("div", { text: read ? fmt(state.x[sr][sc]) : "0" }));
+      if (r !== sr || c !== sc) td.className = "padded";
+      return td;
+    }));
+    box.append(el("div", { className: "formula", text: `Σ weight · value = ${fmt(p.output[i][j])}` }));
+    const nPad = cells.filter((c) => !c.inside).length;
+    if (nPad) box.append(el("div", { text: `${nPad} of the ${cells.length} positions are ` +
+      `padding (hatched): '${b.pad_type}' ` + (b.pad_type === "zero" ? "reads 0 there."
+        : b.pad_type === "reflect" ? "mirrors the input about its edge cell (shaded cells)."
+          : "repeats the edge cell (shaded cells).") }));
+    box.append(el("div", { text: "Backpropagation gives each input cell its weight times " +
+      "this output's gradient (a padded position's share goes to the cell it copies)." }));
+  },
+  max_blur(p, i, j, cells, box) {
+    const st = p.max_blur.stage, rows = st.rows[i], cols = st.cols[j];
+    const srcR = st.src_rows[i], srcC = st.src_cols[j];
+    box.append(el("div", { text: `Step 1: M = ${st.function}, ${st.shape[0]} x ` +
+      `${st.shape[1]}: each M cell is the max of a ${st.window[0]} x ${st.window[1]} input ` +
+      "window (its winner outlined in red). Step 2: the output blurs M with the binomial " +
+      "weights below, then keeps every stride-th cell." }));
+    box.append(weightTable(rows, cols, p.max_blur.weights_text, (r, c, a, k, w) => {
+      const sr = srcR[a], sc = srcC[k], read = sr !== null && sc !== null;
+      const td = el("td", { title: read ? `M(${sr}, ${sc}) = max of input rows ${sr}–` +
+        `${sr + st.window[0] - 1}, cols ${sc}–${sc + st.window[1] - 1}` : "zero padding of M" });
+      td.append(el("div", { className: "w", text: w }),
+        el("div", { text: read ? `M ${fmt(st.output[sr][sc])}` : "0" }));
+      if (r !== sr || c !== sc) td.className = "padded";
+      return td;
+    }));
+    box.append(el("div", { className: "formula", text: `Σ weight · M = ${fmt(p.output[i][j])}` }));
+    box.append(el("div", { text: "Backpropagation: each M cell gets its weight times the " +
+      "output's gradient, and passes it to its window's winner." }));
+  },
+  aps(p, i, j, cells, box) {
+    const a = p.aps, [sr, sc] = a.stride, [pr, pc] = a.phase;
+    const H = state.x.length, W = state.x[0].length;
+    const c = cells[0];
+    box.append(el("div", { className: "formula", text: `output (${i}, ${j}) = x[(${pr} + ` +
+      `${i}·${sr}) mod ${H}, (${pc} + ${j}·${sc}) mod ${W}] = x[${c.sr}, ${c.sc}] = ` +
+      fmt(p.output[i][j]) }));
+    box.append(el("div", { text: `Adaptive polyphase sampling keeps one of the ${sr * sc} ` +
+      `polyphase components x[a::${sr}, b::${sc}] (the input wrapped around to a multiple of ` +
+      `the stride): the one whose ${a.norm === "inf" ? "max" : a.norm + "-"}norm is largest. ` +
+      `It kept (${pr}, ${pc}), outlined on the input:` }));
+    const t = el("table", { className: "wtable comps" });
+    t.append(el("tr", {}, el("th", { text: "component (a, b)" }), el("th", { text: "norm" })));
+    a.components.forEach((comp, k) => t.append(el("tr", { className: k === a.chosen ? "chosen" : "" },
+      el("td", { text: `(${comp.phase[0]}, ${comp.phase[1]})` }), el("td", { text: fmt(comp.norm) }))));
+    box.append(t);
+    box.append(el("div", { text: "Shift the input by one cell and a different component wins: " +
+      "the output moves with it instead of changing (circular shift equivariance). The gradient " +
+      "goes to the kept component's cells." }));
+    for (let r = pr; r < H; r += sr) for (let q = pc; q < W; q += sc) {
+      state.inCells[r][q].classList.add("phase");
+    }
+  },
   window(p, i, j, cells, box) {
-    box.append(el("div", { text: `${cells.filter((c) => c.inside).length} input cells read; ` +
+    box.append(el("div", { text: `${cells.filter((c) => c.read).length} input cells read; ` +
       `output ${fmt(p.output[i][j])}.` }));
   },
 };
@@ -370,21 +526,32 @@ function showWindow(i, j) {
   clearMarks();
   state.outCells[i][j].classList.add("current");
   const H = state.x.length, W = state.x[0].length, cells = [];
-  for (const r of p.windows.rows[i]) for (const c of p.windows.cols[j]) {
-    const inside = r >= 0 && r < H && c >= 0 && c < W;
-    cells.push({ r, c, inside, v: inside ? state.x[r][c] : null });
-    if (inside) state.inCells[r][c].dataset.inWindow = "true";
-    else { const d = state.padCells.get(`${r},${c}`); if (d) d.classList.add("in-window"); }
-  }
+  const rows = p.windows.rows[i], cols = p.windows.cols[j];
+  const srcR = p.windows.src_rows[i], srcC = p.windows.src_cols[j];
+  rows.forEach((r, a) => cols.forEach((c, b) => {
+    const sr = srcR[a], sc = srcC[b];
+    const inside = r >= 0 && r < H && c >= 0 && c < W, read = sr !== null && sc !== null;
+    cells.push({ r, c, sr, sc, inside, read, v: read ? state.x[sr][sc] : null });
+    if (read) state.inCells[sr][sc].dataset.inWindow = "true";
+    if (!inside) { const d = state.padCells.get(`${r},${c}`); if (d) d.classList.add("in-window"); }
+  }));
   const win = p.argmax && p.argmax[i][j];
   if (win) state.inCells[win[0]][win[1]].classList.add("winner");
+  if (p.max_blur) {  // the winners of the M cells this output blurs
+    const st = p.max_blur.stage;
+    for (const mr of st.src_rows[i]) for (const mc of st.src_cols[j]) {
+      if (mr === null || mc === null) continue;
+      const [wr, wc] = st.argmax[mr][mc];
+      state.inCells[wr][wc].classList.add("winner");
+    }
+  }
   const box = $("explain");
-  const rows = p.windows.rows[i], cols = p.windows.cols[j];
   const nOut = cells.filter((c) => !c.inside).length;
   const nOver = cells.filter((c) => !c.inside && isOverhang(p, c.r, c.c, H, W)).length;
+  const span = (v) => v.length > 12 ? `${v[0]}–${v[v.length - 1]} (${v.length})` : v.join(", ");
   box.replaceChildren(el("div", { text: `Output (${i}, ${j}) reads input rows ` +
-    `${rows.join(", ")} and columns ${cols.join(", ")}` + (nOut ? ` (${nOut} of the ` +
-      `${cells.length} positions are outside the input, never read: ${nOut - nOver} padding` +
+    `${span(rows)} and columns ${span(cols)}` + (nOut ? ` (${nOut} of the ` +
+      `${cells.length} positions are outside the input: ${nOut - nOver} padding` +
       (nOver ? `, ${nOver} past the padding, where ceil_mode lets the window overhang` : "") +
       ")." : ".") }));
   (EXPLAIN[p.explain] || EXPLAIN.window)(p, i, j, cells, box);
@@ -395,10 +562,12 @@ function showFeeds(r, c) {
   if (!p) return;
   clearMarks();
   const fed = [];
-  p.windows.rows.forEach((rows, i) => {
-    if (!rows.includes(r)) return;
-    p.windows.cols.forEach((cols, j) => {
-      if (cols.includes(c)) { state.outCells[i][j].dataset.fed = "true"; fed.push([i, j]); }
+  const rowsFed = p.windows.src_rows.map((w) => w.includes(r));
+  const colsFed = p.windows.src_cols.map((w) => w.includes(c));
+  rowsFed.forEach((rf, i) => {
+    if (!rf) return;
+    colsFed.forEach((cf, j) => {
+      if (cf) { state.outCells[i][j].dataset.fed = "true"; fed.push([i, j]); }
     });
   });
   state.inCells[r][c].dataset.inWindow = "true";
@@ -459,12 +628,7 @@ function renderShapes(p) {
   const body = $("shape-rules").tBodies[0];
   body.replaceChildren();
   for (const r of p.shapes.rules) {
-    const pad = r.convention === "keras"
-      ? (typeof r.padding === "string" ? `'${r.padding}'` : JSON.stringify(r.padding))
-      : `padding=${r.padding[0] === r.padding[1] ? r.padding[0] : JSON.stringify(r.padding)}` +
-        `, ceil_mode=${r.ceil_mode ? "True" : "False"}`;
-    const name = `${r.convention === "keras" ? "Keras" : "PyTorch"} ${pad}`;
-    const tr = el("tr", { className: r.active ? "active" : "" }, el("td", { text: name }));
+    const tr = el("tr", { className: r.active ? "active" : "" }, el("td", { text: r.label }));
     if (r.error) {
       tr.append(el("td", { text: "invalid" }),
         el("td", { colSpan: 2, className: "err", text: r.error }));
@@ -505,12 +669,14 @@ async function runPool() {
     state.pool = p;
     showError("");
     $("output-shape").textContent = `${p.shape[0]} x ${p.shape[1]}`;
+    const ls = p.library_shapes, tup = (v) => `(${v.join(", ")}${v.length === 1 ? "," : ""})`;
     $("output-desc").textContent = `${p.function}: ${p.input_shape[0]} x ${p.input_shape[1]} → ` +
-      `${p.shape[0]} x ${p.shape[1]}`;
+      `${p.shape[0]} x ${p.shape[1]}; the array ${tup(ls.input)} → ${tup(ls.output)}`;
     renderInput();
     renderOutput();
     renderShapes(p);
     $("explain").textContent = "Hover an output cell to see its window and its arithmetic.";
+    runShift();  // the shift panel compares this selection too
   } catch (e) {
     if (seq !== state.seq.pool) return;
     state.pool = null;
@@ -712,8 +878,8 @@ function renderChannel() {
   if (m.pooled) {
     paint($("pool-big"), m.pooled.maps[k], lo, hi);
     const l = m.pooled.layer, ps = m.pooled.shape;
-    $("pool-caption").textContent = `${l.type} ${l.pool_size.join("x")}, stride ` +
-      `${l.strides.join("x")}: ${ps[0]} x ${ps[1]}`;
+    $("pool-caption").textContent = `${l.type}` + (l.pool_size ? ` ${l.pool_size.join("x")}` : "") +
+      (l.strides ? `, stride ${l.strides.join("x")}` : "") + `: ${ps[0]} x ${ps[1]}`;
   } else {
     $("pool-caption").textContent = "this model has no pooling layer after its convolution";
   }
@@ -725,12 +891,18 @@ async function runShift() {
   const dy = +$("shift-dy").value, dx = +$("shift-dx").value;
   $("shift-dy-val").textContent = dy; $("shift-dx-val").textContent = dx;
   const seq = ++state.seq.shift;
+  const pool = { kind: $("kind").value, convention: $("convention").value, ...requestParams() };
+  document.body.dataset.shiftBusy = "1";
   try {
-    const s = await post("/api/shift", { x: state.x, shift: [dy, dx] });
+    const s = await post("/api/shift", { x: state.x, shift: [dy, dx], channel: state.channel, pool });
     if (seq !== state.seq.shift) return;
     state.shift = s;
     renderShift();
-  } catch (e) { showError(e.message); }
+  } catch (e) {
+    if (seq !== state.seq.shift) return;
+    showError(e.message);
+  }
+  delete document.body.dataset.shiftBusy;
 }
 
 function renderShift() {
@@ -769,10 +941,53 @@ function renderShift() {
   const n = s.grid.length * s.grid[0].length;
   $("shift-consistency").textContent = `${s.consistent} of ${n} shifts keep the unshifted ` +
     "prediction.";
+  renderShiftKinds(s);
+}
+
+// Max pooling, its anti-aliased replacements and the selected kind on the model's conv maps.
+function renderShiftKinds(s) {
+  const body = $("shift-kinds").tBodies[0];
+  body.replaceChildren();
+  for (const row of s.kinds) {
+    const tr = el("tr", { className: row.selected ? "selected" : "",
+      dataset: { testid: "shift-kind", kind: row.kind } });
+    tr.append(el("td", {}, el("div", { text: row.label + (row.selected ? " (your selection)" : "") }),
+      el("code", { text: row.call })));
+    if (row.error) {
+      tr.append(el("td", { colSpan: 4, className: "err", text: row.error }));
+      body.append(tr);
+      continue;
+    }
+    const [lo, hi] = range2d([...row.base, ...row.maps]);
+    const a = el("canvas", { title: "pooled, unshifted" }), b = el("canvas", { title: "pooled, shifted" });
+    paint(a, row.base, lo, hi);
+    paint(b, row.maps, lo, hi);
+    tr.append(el("td", {}, a), el("td", {}, b));
+    tr.append(el("td", { className: "change", dataset: { testid: "shift-change" },
+      text: row.change === null ? "–" : row.change.toFixed(3),
+      title: `compared with the unshifted map moved by (${row.q[0]}, ${row.q[1]}) cells` }));
+    const t = el("table", { className: "heat" });
+    row.changes.forEach((r, i) => {
+      const hr = el("tr");
+      r.forEach((v, j) => {
+        const td = el("td", { title: `shift (${i}, ${j}): change ${v === null ? "–" : v.toFixed(3)}` });
+        const g = v === null ? 0 : Math.min(1, v / 0.6);
+        td.style.background = `rgb(255, ${Math.round(255 - 150 * g)}, ${Math.round(255 - 200 * g)})`;
+        if (i === s.shift[0] && j === s.shift[1]) td.classList.add("now");
+        hr.append(td);
+      });
+      t.append(hr);
+    });
+    tr.append(el("td", {}, t));
+    body.append(tr);
+  }
 }
 
 // ------------------------------------------------------------------------------------------
 // Start.
+
+const FAMILIES = { windowed: "sliding windows", global: "global", adaptive: "adaptive",
+  blur: "anti-aliased (blur)", polyphase: "anti-aliased (polyphase)", fractional: "fractional" };
 
 async function main() {
   bindGrids();
@@ -787,8 +1002,13 @@ async function main() {
     $("server-status").classList.add("bad");
   }
   state.kinds = await api("/api/kinds");
+  const groups = {};
   for (const k of state.kinds.kinds) {
-    $("kind").append(el("option", { value: k.name, disabled: !k.explorer,
+    if (!groups[k.family]) {
+      groups[k.family] = el("optgroup", { label: FAMILIES[k.family] || k.family });
+      $("kind").append(groups[k.family]);
+    }
+    groups[k.family].append(el("option", { value: k.name, disabled: !k.explorer,
       text: k.label + (k.explorer ? "" : " (not in the explorer yet)") }));
   }
   buildParams();
@@ -811,7 +1031,7 @@ async function main() {
   for (const id of ["thumbs-conv", "thumbs-pool"]) {
     $(id).addEventListener("click", (e) => {
       const c = e.target.closest("canvas");
-      if (c) { state.channel = +c.dataset.channel; renderChannel(); renderShift(); }
+      if (c) { state.channel = +c.dataset.channel; renderChannel(); renderShift(); runShift(); }
     });
   }
   try {
