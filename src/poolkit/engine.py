@@ -933,8 +933,20 @@ def polyphase(x: np.ndarray, stride: tuple[int, ...], norm: float, *,
     n = x.shape[0]
     norms = np.empty((n, len(phases)), np.float64)
     comps = []
+    with np.errstate(over="ignore"):  # a norm that overflows is inf: still comparable
+        _phase_norms(xp, axes, phases, stride, norm, norms, comps)
+    phase = np.argmax(norms, axis=1)  # first maximum; np.argmax takes the first NaN
+    out = np.empty(comps[0].shape, x.dtype)
+    for i in range(n):
+        out[i] = comps[phase[i]][i]
+    return out, phase
+
+
+def _phase_norms(xp, axes, phases, stride, norm, norms, comps) -> None:
+    """Each polyphase component of xp (appended to comps) and its norm per sample."""
+    n = xp.shape[0]
     for k, ph in enumerate(phases):
-        sl = [slice(None)] * x.ndim
+        sl = [slice(None)] * xp.ndim
         for ax, off, s in zip(axes, ph, stride, strict=True):
             sl[ax] = slice(off, None, s)
         c = xp[tuple(sl)]
@@ -948,11 +960,6 @@ def polyphase(x: np.ndarray, stride: tuple[int, ...], norm: float, *,
             norms[:, k] = np.einsum("ij,ij->i", a, a)
         else:
             norms[:, k] = (a**norm).sum(axis=1)
-    phase = np.argmax(norms, axis=1)  # first maximum; np.argmax takes the first NaN
-    out = np.empty(comps[0].shape, x.dtype)
-    for i in range(n):
-        out[i] = comps[phase[i]][i]
-    return out, phase
 
 
 def polyphase_backward(grad_output: np.ndarray, x: np.ndarray, stride: tuple[int, ...],
