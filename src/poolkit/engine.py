@@ -522,18 +522,35 @@ def _adaptive_tables(spec: AdaptiveSpec) -> tuple[np.ndarray, np.ndarray]:
 _NO_INDEX = np.empty((0, 0, 0, 0, 0), np.int64)
 
 
+def _small_uniform(spec: AdaptiveSpec) -> PoolSpec | None:
+    """Adaptive windows that are small uniform windows (every dim divides evenly, at most 4
+    cells a dim) as a uniform spec: the uniform kernels are faster there, with the same
+    values, indices and tie rules (averages to float rounding)."""
+    u = spec.uniform()
+    return u if u is not None and max(u.window) <= 4 else None
+
+
 def _adaptive_reduce(p: _Problem, spec: AdaptiveSpec, red: str, return_indices: bool):
     from ._kernels import windows as K
 
+    small = _small_uniform(spec)
+    if small is not None:
+        if red == "avg":
+            return _uniform_avg(p, small, 0, 1.0, 1.0), None
+        return _uniform_max(p, small, p.dt.type(_empty_value(p.dt, False)), return_indices)
     out = p.empty(spec.out_size)
     idx = p.empty(spec.out_size, np.int64) if return_indices else None
     if out.size:
         o3 = _lift_array(out, p.cl)
+        c1 = p.x3.shape[4] == 1
+        if red == "avg" and all(o == 1 for o in spec.out_size):  # global: a plane mean
+            _run(K.PLANE_MEAN[c1, p.dt], o3.shape[0], p.x3, o3, work=p.x3.size)
+            return out, idx
         start, count = _adaptive_tables(spec)
         rows = o3.shape[0] * o3.shape[1] * o3.shape[2]
         kind = K.RED_SUM if red == "avg" else K.RED_MAX
         i3 = _lift_array(idx, p.cl) if return_indices else _NO_INDEX
-        _run(K.WIN_FWD[kind, return_indices, p.dt], rows, p.x3, o3, i3, start, count,
+        _run(K.WIN_FWD[kind, return_indices, c1, p.dt], rows, p.x3, o3, i3, start, count,
              work=p.x3.size)
     return out, idx
 
@@ -546,8 +563,8 @@ def _scatter_backward(p: _Problem, g: np.ndarray, idx: np.ndarray) -> np.ndarray
     if gx.size and g.size:
         gx3 = _lift_array(gx, p.cl)
         bad = np.zeros(gx3.shape[0], np.int64)
-        _run(K.SCATTER_ADD[p.dt], gx3.shape[0], _lift_array(g, p.cl), _lift_array(idx, p.cl),
-             gx3, bad, work=gx.size)
+        _run(K.SCATTER_ADD[gx3.shape[4] == 1, p.dt], gx3.shape[0], _lift_array(g, p.cl),
+             _lift_array(idx, p.cl), gx3, bad, work=gx.size)
         if bad.any():  # our own indices: a bug if it ever happens
             raise AssertionError("max pooling produced an index outside its plane")
     else:
@@ -562,8 +579,10 @@ def _adaptive_avg_backward(p: _Problem, g: np.ndarray, spec: AdaptiveSpec) -> np
     if gx.size and g.size:
         gx3 = _lift_array(gx, p.cl)
         start, count = _adaptive_tables(spec)
-        _run(K.WIN_AVG_BWD[p.dt], gx3.shape[0], _lift_array(g, p.cl), gx3, start, count,
-             work=gx.size)
+        tiled = all(o > 0 and L % o == 0 for L, o in zip(spec.in_size, spec.out_size,
+                                                         strict=True))
+        _run(K.WIN_AVG_BWD[tiled, gx3.shape[4] == 1, p.dt], gx3.shape[0],
+             _lift_array(g, p.cl), gx3, start, count, work=gx.size)
     else:
         gx[...] = 0
     return gx
@@ -579,7 +598,8 @@ def _fractional_max(p: _Problem, spec: FractionalSpec, return_indices: bool):
         k3 = np.array((1,) * (3 - spec.rank) + tuple(spec.window), np.int64)
         kd, kh, kw = K.literal_window(tuple(int(v) for v in k3))
         i3 = _lift_array(idx, p.cl) if return_indices else _NO_INDEX
-        _run(K.FRAC_FWD[kd, kh, kw, return_indices, p.dt], p.x3.shape[0], p.x3, o3, i3,
+        _run(K.FRAC_FWD[kd, kh, kw, return_indices, p.x3.shape[4] == 1, p.dt], p.x3.shape[0],
+             p.x3, o3, i3,
              np.ascontiguousarray(spec.starts), k3, work=p.x3.size)
     return out, idx
 
@@ -607,8 +627,9 @@ def _blur(p: _Problem, spec: BlurSpec) -> np.ndarray:
     if out.size:
         o3 = _lift_array(out, p.cl)
         fh, fw, geo = _blur_tables(spec, p.dt)
-        _run(K.BLUR_FWD[p.dt], o3.shape[0] * o3.shape[2], p.x3, o3, fh, fw, geo,
-             work=p.x3.size)
+        S = spec.stride[-1] if spec.stride[-1] == 2 else 0  # BlurPool's stride: literal
+        _run(K.BLUR_FWD[spec.filt, S, p.x3.shape[4] == 1, p.dt], o3.shape[0], p.x3, o3, fh,
+             fw, geo, work=p.x3.size)
     return out
 
 
@@ -619,8 +640,8 @@ def _blur_backward(p: _Problem, g: np.ndarray, spec: BlurSpec) -> np.ndarray:
     if gx.size and g.size:
         gx3 = _lift_array(gx, p.cl)
         fh, fw, geo = _blur_tables(spec, p.dt)
-        _run(K.BLUR_BWD[p.dt], gx3.shape[0], _lift_array(g, p.cl), gx3, fh, fw, geo,
-             work=gx.size)
+        _run(K.BLUR_BWD[spec.filt, gx3.shape[4] == 1, p.dt], gx3.shape[0],
+             _lift_array(g, p.cl), gx3, fh, fw, geo, work=gx.size)
     else:
         gx[...] = 0
     return gx
@@ -733,6 +754,13 @@ def pool_backward(
             gx = _uniform_max_backward(prob, g, spec, init)
         else:
             gx = _uniform_avg_backward(prob, g, spec)
+    elif isinstance(spec, AdaptiveSpec) and _small_uniform(spec) is not None:
+        small = _small_uniform(spec)
+        if red.name == "avg":
+            gx = _uniform_avg_backward(prob, g, small)
+        else:
+            gx = _uniform_max_backward(prob, g, small, prob.dt.type(_empty_value(prob.dt,
+                                                                                 False)))
     elif isinstance(spec, AdaptiveSpec):
         if red.name == "avg":
             gx = _adaptive_avg_backward(prob, g, spec)
@@ -834,10 +862,11 @@ def _unpool_kernel(name: str, prob: _Problem, i3, o3, src3) -> bool:
     n = max(src3.shape[0], o3.shape[0])
     bad = np.zeros(n, np.int64)
     if src3.size or o3.size:
+        c1 = src3.shape[4] == 1
         if name == "UNPOOL_FWD":
-            _run(K.UNPOOL_FWD[prob.dt], n, src3, i3, o3, bad, work=o3.size + src3.size)
+            _run(K.UNPOOL_FWD[c1, prob.dt], n, src3, i3, o3, bad, work=o3.size + src3.size)
         else:
-            _run(K.UNPOOL_BWD[prob.dt], n, src3, i3, o3, bad, work=o3.size + src3.size)
+            _run(K.UNPOOL_BWD[c1, prob.dt], n, src3, i3, o3, bad, work=o3.size + src3.size)
     return bool(bad.any())
 
 
@@ -904,8 +933,20 @@ def polyphase(x: np.ndarray, stride: tuple[int, ...], norm: float, *,
     n = x.shape[0]
     norms = np.empty((n, len(phases)), np.float64)
     comps = []
+    with np.errstate(over="ignore"):  # a norm that overflows is inf: still comparable
+        _phase_norms(xp, axes, phases, stride, norm, norms, comps)
+    phase = np.argmax(norms, axis=1)  # first maximum; np.argmax takes the first NaN
+    out = np.empty(comps[0].shape, x.dtype)
+    for i in range(n):
+        out[i] = comps[phase[i]][i]
+    return out, phase
+
+
+def _phase_norms(xp, axes, phases, stride, norm, norms, comps) -> None:
+    """Each polyphase component of xp (appended to comps) and its norm per sample."""
+    n = xp.shape[0]
     for k, ph in enumerate(phases):
-        sl = [slice(None)] * x.ndim
+        sl = [slice(None)] * xp.ndim
         for ax, off, s in zip(axes, ph, stride, strict=True):
             sl[ax] = slice(off, None, s)
         c = xp[tuple(sl)]
@@ -919,11 +960,6 @@ def polyphase(x: np.ndarray, stride: tuple[int, ...], norm: float, *,
             norms[:, k] = np.einsum("ij,ij->i", a, a)
         else:
             norms[:, k] = (a**norm).sum(axis=1)
-    phase = np.argmax(norms, axis=1)  # first maximum; np.argmax takes the first NaN
-    out = np.empty(comps[0].shape, x.dtype)
-    for i in range(n):
-        out[i] = comps[phase[i]][i]
-    return out, phase
 
 
 def polyphase_backward(grad_output: np.ndarray, x: np.ndarray, stride: tuple[int, ...],

@@ -33,7 +33,8 @@ import time
 
 import numpy as np
 
-__all__ = ["Kernel", "sig", "set_notifier", "compiled_specialisations", "OPTIONS"]
+__all__ = ["Kernel", "sig", "set_notifier", "compiled_specialisations", "loaded_symbols",
+           "KERNELS", "OPTIONS"]
 
 # Options of every kernel entry point. Kernels never raise Python exceptions on hot paths:
 # bounds were validated before the call.
@@ -41,6 +42,7 @@ OPTIONS = dict(cache=True, nogil=True, boundscheck=False)
 
 _compile_lock = threading.RLock()
 _used: set[tuple[str, tuple]] = set()
+KERNELS: list[Kernel] = []  # every Kernel defined, in definition order
 
 
 def _default_notifier(message: str) -> None:
@@ -60,6 +62,13 @@ def set_notifier(fn) -> None:
 def compiled_specialisations() -> set[tuple[str, tuple]]:
     """(kernel name, key) of every specialisation this process has compiled or loaded."""
     return set(_used)
+
+
+def loaded_symbols() -> list[str]:
+    """The machine-code names of every specialisation loaded in this process (each must be
+    unique, whichever processes compiled them into the cache)."""
+    return [cres.fndesc.mangled_name for k in KERNELS for d in k._dispatchers.values()
+            for cres in d.overloads.values()]
 
 
 def _nb_types():
@@ -124,6 +133,7 @@ class Kernel:
         self._options = {**OPTIONS, **options}
         self._dispatchers: dict[tuple, object] = {}
         self.cost = cost  # typical compile seconds, for the "compiling ..." notice
+        KERNELS.append(self)
 
     def __getitem__(self, key) -> object:
         key = key if isinstance(key, tuple) else (key,)

@@ -23,9 +23,11 @@ from .rows import (
     V_ANY_C1,
     V_2x2,
     V_2x2_C1,
+    V_2x2s1_C1,
     V_3x3s1_C1,
     V_3x3s2_C1,
     chunk_bounds,
+    fill,
     next_row,
     row_coords,
     window_rows,
@@ -93,7 +95,7 @@ def _avg_chunk(x, out, t0, t1, geo, lo, hi, cnt, rows, K, S, C, P, p, scale):
                         acc += _tv(x1[(ow * S + j) * C + c], P, p)
                     o[ow * C + c] = _finish(acc, div, P, scale, inv_p)
             continue
-        orow[:] = 0
+        fill(orow, 0)
         for g in range(0, nr, 2):
             x0 = xs[(rows[g] + a * S - pw) * C :]
             if g + 1 < nr:
@@ -143,7 +145,7 @@ def _avg_fwd(variant, P, dtype):
                 _avg_chunk(x, out, t0, t1, geo, lo, hi, cnt, rows, 3, 2, 1, P, p, scale)
             elif variant == V_2x2:
                 _avg_chunk(x, out, t0, t1, geo, lo, hi, cnt, rows, 2, 2, C, P, p, scale)
-            elif variant == V_ANY_C1 or variant == V_3x3s1_C1:
+            elif variant == V_ANY_C1 or variant == V_3x3s1_C1 or variant == V_2x2s1_C1:
                 _avg_chunk(x, out, t0, t1, geo, lo, hi, cnt, rows, kw, sw, 1, P, p, scale)
             else:
                 _avg_chunk(x, out, t0, t1, geo, lo, hi, cnt, rows, kw, sw, C, P, p, scale)
@@ -168,7 +170,7 @@ def _avg_bwd(dtype):
         for n in range(n0, n1):
             gs = gx[n].reshape(D * H * W * C)
             gsample = g[n].reshape(OD * OH * OW * C)
-            gs[:] = 0
+            fill(gs, 0)
             for od in range(OD):
                 for oh in range(OH):
                     c0 = cnt[0, od] * cnt[1, oh]

@@ -5,15 +5,20 @@ Arrays are (N, 1, H, W, C), C-contiguous (channels-first arrives as (N*C, 1, H, 
 problems have H = 1 and a one-tap vertical filter. Output row ``oh`` reads padded rows
 ``oh*sh - ph + j`` for ``j < len(fh)``, output column ``ow`` padded columns ``ow*sw - pw + j``;
 a padded position maps to an input position by ``mode``: 0 reflect (``-q``, ``2L-2-q``),
-1 replicate (clamped), 2 zero (dropped). The filter taps ``fh``/``fw`` are Zhang's normalised
+1 replicate (clamped), 2 zero (dropped). The taps ``fh``/``fw`` are Zhang's normalised
 binomial coefficients, so the 2-D window's weights are ``fh[i]*fw[j]``. Rows are combined
-first (vectorised over W*C), then columns.
+first (vectorised over W*C), then columns: interior columns without any padding logic, the
+few border columns through the mapping. One task is one sample (or channels-first plane).
+
+The horizontal filter length ``K`` and channels-first ``C1`` are literal in each
+specialisation, so the taps unroll and the C == 1 loops have no channel loop.
 """
 
 import numpy as np
 from numba import njit
 
 from ._jit import Kernel, sig
+from .rows import fill
 
 
 @njit(inline="always")
@@ -28,69 +33,104 @@ def _src(q, L, mode):
     return -1
 
 
-def _blur_fwd(dtype):
-    def blur_fwd(x, out, fh, fw, geo, t0, t1):
-        """Output rows t0..t1 (flat over N, OH); geo = (sh, ph, sw, pw, mode)."""
-        H, W, C = x.shape[2], x.shape[3], x.shape[4]
+@njit(inline="always")
+def _interior(OW, W, K, s, p):
+    """Output columns [a, b) whose K taps all fall inside [0, W)."""
+    a = min((p + s - 1) // s, OW)
+    b = max(min(OW, (W - K + p) // s + 1), a)
+    return a, b
+
+
+def _blur_fwd(K, S, c1, dtype):
+    def blur_fwd(x, out, fh, fw, geo, n0, n1):
+        """Samples (or planes) n0..n1; geo = (sh, ph, sw, pw, mode); S: a literal horizontal
+        stride (0: geo's)."""
+        H, W = x.shape[2], x.shape[3]
+        C = 1 if c1 else x.shape[4]
         OH, OW = out.shape[2], out.shape[3]
-        sh, ph, sw, pw, mode = geo[0], geo[1], geo[2], geo[3], geo[4]
+        sh, ph, pw, mode = geo[0], geo[1], geo[3], geo[4]
+        sw = S if S else geo[2]
         WC = W * C
+        KH = fh.shape[0]
         row = np.empty(WC, x.dtype)
-        for t in range(t0, t1):
-            n = t // OH
-            oh = t - n * OH
-            xs = x[n, 0].reshape(H * WC)
-            row[:] = 0
-            for j in range(fh.shape[0]):
-                r = _src(oh * sh - ph + j, H, mode)
-                if r >= 0:
-                    wgt = fh[j]
-                    src = xs[r * WC : (r + 1) * WC]
-                    for k in range(WC):
-                        row[k] += wgt * src[k]
-            o = out[n, 0, oh]
-            for ow in range(OW):
-                for c in range(C):
-                    o[ow, c] = 0
-                for j in range(fw.shape[0]):
-                    q = _src(ow * sw - pw + j, W, mode)
-                    if q >= 0:
-                        wgt = fw[j]
-                        for c in range(C):
-                            o[ow, c] += wgt * row[q * C + c]
+        a, b = _interior(OW, W, K, sw, pw)
+        xall = x.reshape(x.size)
+        oall = out.reshape(out.size)
+        for n in range(n0, n1):
+            xs = xall[n * H * WC : (n + 1) * H * WC]
+            os_ = oall[n * OH * OW * C : (n + 1) * OH * OW * C]
+            for oh in range(OH):
+                fill(row, 0)
+                for j in range(KH):
+                    r = _src(oh * sh - ph + j, H, mode)
+                    if r >= 0:
+                        wgt = fh[j]
+                        src = xs[r * WC : (r + 1) * WC]
+                        for k in range(WC):
+                            row[k] += wgt * src[k]
+                orow = os_[oh * OW * C : (oh + 1) * OW * C]
+                for ow in range(a, b):
+                    seg = row[(ow * sw - pw) * C : (ow * sw - pw + K) * C]
+                    for c in range(C):
+                        acc = fw[0] * seg[c]
+                        for j in range(1, K):
+                            acc += fw[j] * seg[j * C + c]
+                        orow[ow * C + c] = acc
+                for ow in range(OW):
+                    if a <= ow < b:
+                        continue
+                    for c in range(C):
+                        acc = x.dtype.type(0)
+                        for j in range(K):
+                            q = _src(ow * sw - pw + j, W, mode)
+                            if q >= 0:
+                                acc += fw[j] * row[q * C + c]
+                        orow[ow * C + c] = acc
 
     return blur_fwd
 
 
 BLUR_FWD = Kernel("blur_fwd", _blur_fwd,
-                  lambda dt: sig(dt, "x5", "o5", "x1", "x1", "i1", "i", "i"))
+                  lambda K, S, c1, dt: sig(dt, "x5", "o5", "x1", "x1", "i1", "i", "i"))
 
 
-def _blur_bwd(dtype):
+def _blur_bwd(K, c1, dtype):
     def blur_bwd(g, gx, fh, fw, geo, n0, n1):
         """gx for samples (or planes) n0..n1: the transpose of blur_fwd. Each output row's
         gradient is spread over its columns (padding folded back onto the input columns it
         copied) into a row buffer, which is added, weighted, to its input rows. A sample is
         zeroed just before it is accumulated into: deterministic."""
-        H, W, C = gx.shape[2], gx.shape[3], gx.shape[4]
+        H, W = gx.shape[2], gx.shape[3]
+        C = 1 if c1 else gx.shape[4]
         OH, OW = g.shape[2], g.shape[3]
         sh, ph, sw, pw, mode = geo[0], geo[1], geo[2], geo[3], geo[4]
         WC = W * C
+        KH = fh.shape[0]
         row = np.empty(WC, gx.dtype)
+        a, b = _interior(OW, W, K, sw, pw)
+        gall = g.reshape(g.size)
+        gxall = gx.reshape(gx.size)
         for n in range(n0, n1):
-            gs = gx[n, 0].reshape(H * WC)
-            gs[:] = 0
+            gs = gxall[n * H * WC : (n + 1) * H * WC]
+            fill(gs, 0)
             for oh in range(OH):
-                row[:] = 0
-                go = g[n, 0, oh]
+                fill(row, 0)
+                go = gall[(n * OH + oh) * OW * C : (n * OH + oh + 1) * OW * C]
+                for ow in range(a, b):
+                    seg = row[(ow * sw - pw) * C : (ow * sw - pw + K) * C]
+                    for c in range(C):
+                        v = go[ow * C + c]
+                        for j in range(K):
+                            seg[j * C + c] += fw[j] * v
                 for ow in range(OW):
-                    for j in range(fw.shape[0]):
+                    if a <= ow < b:
+                        continue
+                    for j in range(K):
                         q = _src(ow * sw - pw + j, W, mode)
                         if q >= 0:
-                            wgt = fw[j]
                             for c in range(C):
-                                row[q * C + c] += wgt * go[ow, c]
-                for j in range(fh.shape[0]):
+                                row[q * C + c] += fw[j] * go[ow * C + c]
+                for j in range(KH):
                     r = _src(oh * sh - ph + j, H, mode)
                     if r >= 0:
                         wgt = fh[j]
@@ -102,4 +142,4 @@ def _blur_bwd(dtype):
 
 
 BLUR_BWD = Kernel("blur_bwd", _blur_bwd,
-                  lambda dt: sig(dt, "x5", "o5", "x1", "x1", "i1", "i", "i"))
+                  lambda K, c1, dt: sig(dt, "x5", "o5", "x1", "x1", "i1", "i", "i"))

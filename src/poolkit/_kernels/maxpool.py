@@ -28,6 +28,8 @@ from .rows import (
     V_ANY_C1,
     V_2x2,
     V_2x2_C1,
+    V_2x2s1,
+    V_2x2s1_C1,
     V_3x3s1_C1,
     V_3x3s2,
     V_3x3s2_C1,
@@ -110,7 +112,9 @@ def _pair_argmax_arith(x0, x1, s0, s1, col, K, Dl, C, c):
 
 @njit(inline="always")
 def _border(mrow, irow, xs, rows, g, nr, ow, W, K, S, Dl, pw, C, with_idx):
-    """Border column ow: cell by cell with bounds checks, rows[g:g+nr] in order."""
+    """Border column ow: cell by cell with bounds checks, rows[g:g+nr] in order. A function
+    of its own, not inlined: border columns are few, and inlining this code into every loop
+    nest cost compile time for nothing."""
     start = ow * S - pw
     for r in range(g, g + nr):
         for j in range(K):
@@ -154,19 +158,21 @@ def _max_chunk(x, out, t0, t1, init, geo, lo, hi, rows, dummy, K, S, Dl, C, R):
             x2 = xs[(rows[min(g + 2, nr - 1)] + a * S - pw) * C :]
             # C == 1 gets loops without the channel loop: LLVM does not remove a one-trip
             # loop around a large body before vectorising, and then the column loop stays
-            # scalar (measured for 3x3/2: 12 -> 7.6 ms).
-            if g == 0 and C == 1:
-                for ow in range(n_in):
-                    o[ow] = _group_max(x0, x1, x2, ow * S, K, Dl, 1, 0, R)
+            # scalar (measured for 3x3/2: 12 -> 7.6 ms). The test on C alone comes first:
+            # with a literal C, Numba prunes the other pair of loops before compiling them.
+            if C == 1:
+                if g == 0:
+                    for ow in range(n_in):
+                        o[ow] = _group_max(x0, x1, x2, ow * S, K, Dl, 1, 0, R)
+                else:
+                    for ow in range(n_in):
+                        m = _group_max(x0, x1, x2, ow * S, K, Dl, 1, 0, R)
+                        p = o[ow]
+                        o[ow] = m if _better(m, p) else p
             elif g == 0:
                 for ow in range(n_in):
                     for c in range(C):
                         o[ow * C + c] = _group_max(x0, x1, x2, ow * S, K, Dl, C, c, R)
-            elif C == 1:
-                for ow in range(n_in):
-                    m = _group_max(x0, x1, x2, ow * S, K, Dl, 1, 0, R)
-                    p = o[ow]
-                    o[ow] = m if _better(m, p) else p
             else:
                 for ow in range(n_in):
                     for c in range(C):
@@ -397,6 +403,10 @@ def _max_fwd(variant, dtype):
                 _max_chunk(x, out, t0, t1, init, geo, lo, hi, rows, dummy, 3, 2, 1, 1, 3)
             elif variant == V_3x3s1_C1:
                 _max_chunk(x, out, t0, t1, init, geo, lo, hi, rows, dummy, 3, 1, 1, 1, 3)
+            elif variant == V_2x2s1_C1:
+                _max_chunk(x, out, t0, t1, init, geo, lo, hi, rows, dummy, 2, 1, 1, 1, 2)
+            elif variant == V_2x2s1:
+                _max_chunk(x, out, t0, t1, init, geo, lo, hi, rows, dummy, 2, 1, 1, C, 2)
             elif variant == V_2x2:
                 _max_chunk(x, out, t0, t1, init, geo, lo, hi, rows, dummy, 2, 2, 1, C, 2)
             elif variant == V_3x3s2:
@@ -420,7 +430,8 @@ def _max_fwd_idx(variant, dtype):
                 _max_idx_chunk(x, out, idx, t0, t1, init, geo, lo, hi, first, rows, 2, 2, 1, 1)
             elif variant == V_2x2:
                 _max_idx_chunk(x, out, idx, t0, t1, init, geo, lo, hi, first, rows, 2, 2, 1, C)
-            elif variant == V_ANY_C1 or variant == V_3x3s2_C1 or variant == V_3x3s1_C1:
+            elif (variant == V_ANY_C1 or variant == V_3x3s2_C1 or variant == V_3x3s1_C1
+                  or variant == V_2x2s1_C1):
                 _max_idx_chunk(x, out, idx, t0, t1, init, geo, lo, hi, first, rows, kw, sw, dw, 1)
             else:
                 _max_idx_chunk(x, out, idx, t0, t1, init, geo, lo, hi, first, rows, kw, sw, dw, C)
@@ -443,11 +454,12 @@ def _max_bwd(variant, tiled, dtype):
                     _max_bwd_tiled(x, g, gx, n, geo, lo, hi, rows, mrow, irow, 2, 1)
                 elif variant == V_2x2:
                     _max_bwd_tiled(x, g, gx, n, geo, lo, hi, rows, mrow, irow, 2, C)
-                elif variant == V_ANY_C1 or variant == V_3x3s2_C1 or variant == V_3x3s1_C1:
+                elif (variant == V_ANY_C1 or variant == V_3x3s2_C1 or variant == V_3x3s1_C1
+                      or variant == V_2x2s1_C1):
                     _max_bwd_tiled(x, g, gx, n, geo, lo, hi, rows, mrow, irow, kw, 1)
                 else:
                     _max_bwd_tiled(x, g, gx, n, geo, lo, hi, rows, mrow, irow, kw, C)
-            elif variant == V_ANY or variant == V_2x2 or variant == V_3x3s2:
+            elif variant == V_ANY or variant == V_2x2 or variant == V_3x3s2 or variant == V_2x2s1:
                 _max_bwd_scatter(
                     x, g, gx, n, init, geo, lo, hi, first, valid, rows, mrow, irow, kw, sw, dw, C
                 )

@@ -66,7 +66,10 @@ V_3x3s2_C1 = 3
 V_3x3s1_C1 = 4
 V_2x2 = 5
 V_3x3s2 = 6
-VARIANTS = (V_ANY, V_ANY_C1, V_2x2_C1, V_3x3s2_C1, V_3x3s1_C1, V_2x2, V_3x3s2)
+V_2x2s1_C1 = 7  # MaxBlurPool's max pooling
+V_2x2s1 = 8
+VARIANTS = (V_ANY, V_ANY_C1, V_2x2_C1, V_3x3s2_C1, V_3x3s1_C1, V_2x2, V_3x3s2, V_2x2s1_C1,
+            V_2x2s1)
 
 
 def variant(kw: int, sw: int, dw: int, channels: int, specialise: bool = True) -> int:
@@ -78,10 +81,24 @@ def variant(kw: int, sw: int, dw: int, channels: int, specialise: bool = True) -
         return V_ANY_C1 if channels == 1 else V_ANY
     if channels == 1:
         if dw == 1:
-            return {(2, 2): V_2x2_C1, (3, 2): V_3x3s2_C1, (3, 1): V_3x3s1_C1}.get(
-                (kw, sw), V_ANY_C1
-            )
+            return {(2, 2): V_2x2_C1, (3, 2): V_3x3s2_C1, (3, 1): V_3x3s1_C1,
+                    (2, 1): V_2x2s1_C1}.get((kw, sw), V_ANY_C1)
         return V_ANY_C1
     if dw == 1:
-        return {(2, 2): V_2x2, (3, 2): V_3x3s2}.get((kw, sw), V_ANY)
+        return {(2, 2): V_2x2, (3, 2): V_3x3s2, (2, 1): V_2x2s1}.get((kw, sw), V_ANY)
     return V_ANY
+
+
+@njit(inline="always")
+def fill(a, v):
+    """a[:] = v as a plain loop: Numba's slice assignment costs tens of nanoseconds a call,
+    as much as filling a short row (measured: 7.6 -> 4.7 ms on a row-by-row backward)."""
+    for k in range(a.shape[0]):
+        a[k] = v
+
+
+@njit(inline="always")
+def copy(dst, src):
+    """dst[:] = src for two 1-D arrays of one length, as a plain loop (see fill)."""
+    for k in range(dst.shape[0]):
+        dst[k] = src[k]
