@@ -23,12 +23,20 @@ int64 (uint64 for uint64), which holds every value, and cast back exactly.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
 import numpy as np
 
 from . import _threads
+from ._kernels import avgpool as _avgk
+from ._kernels import blur as _blurk
+from ._kernels import fractional as _frack
+from ._kernels import maxpool as _maxk
+from ._kernels import rows as _rows
+from ._kernels import unpool as _unpk
+from ._kernels import windows as _wink
 from .errors import InvalidType, InvalidValue
 from .shapes import AdaptiveSpec, BlurSpec, FractionalSpec, PoolSpec, binomial_filter
 
@@ -168,7 +176,8 @@ def check_grad(grad, x: np.ndarray, out_shape: tuple, *, op: str) -> np.ndarray:
 
 def _check_spec(x, spec, red: Reduction, channels_last: bool) -> None:
     """Refuse what the kernels cannot honour: the engine is public, so it re-checks what the
-    front-ends have checked (cheap: per-dim integers, and the fractional starts)."""
+    front-ends have checked: the array against the spec here, the spec itself once per spec
+    (memoised: a spec is immutable)."""
     if not isinstance(x, np.ndarray):
         raise InvalidType(f"pool: x must be a NumPy array, got {type(x).__name__}")
     if not isinstance(spec, red.specs):
@@ -176,42 +185,61 @@ def _check_spec(x, spec, red: Reduction, channels_last: bool) -> None:
             f"pool: reduction {red.name!r} runs on {[t.__name__ for t in red.specs]}, got a "
             f"{type(spec).__name__}"
         )
+    if isinstance(spec, FractionalSpec):  # its starts are not part of its hash
+        _check_spec_values(spec, red.name)
+    else:
+        _check_spec_memo(spec, red.name)
     rank = spec.rank
-    if not 1 <= rank <= 3 or x.ndim != rank + 2:
+    if x.ndim != rank + 2:
         raise InvalidValue(
             f"pool: a {rank}-D spec needs a {rank + 2}-D batched array, got shape {x.shape}"
         )
     spatial = x.shape[1:-1] if channels_last else x.shape[2:]
-    if tuple(spatial) != tuple(spec.in_size):
+    if spatial != spec.in_size:
         raise InvalidValue(
             f"pool: the array's spatial dims {tuple(spatial)} differ from the spec's in_size "
             f"{tuple(spec.in_size)}"
         )
-    if min(spec.in_size) < 1 or (x.shape[-1] if channels_last else x.shape[1]) < 1:
-        raise InvalidValue(f"pool: zero-size channel or spatial dim in shape {x.shape}")
+    if (x.shape[-1] if channels_last else x.shape[1]) < 1:
+        raise InvalidValue(f"pool: zero-size channel dim in shape {x.shape}")
+    if isinstance(spec, FractionalSpec):
+        planes = x.shape[0] * (x.shape[-1] if channels_last else x.shape[1])
+        if spec.starts.shape[0] != planes:
+            raise InvalidValue(f"pool: fractional spec does not fit {planes} planes: {spec}")
+
+
+def _check_spec_values(spec, red_name: str) -> None:
+    """The spec's own consistency: sizes that are ints within int32, positive windows and
+    strides, pads and outputs >= 0, fractional windows inside the input, a blur spec whose
+    output size and padding its kernel can honour."""
+    rank = spec.rank
+    if not isinstance(spec.in_size, tuple) or not 1 <= rank <= 3:
+        raise InvalidValue(f"pool: a spec has 1 to 3 spatial dims as a tuple, got {spec}")
     ints = [*spec.in_size, *spec.out_size]
     if isinstance(spec, PoolSpec):
         for name in ("window", "stride", "dilation", "pad_before", "pad_after", "out_size"):
             if len(getattr(spec, name)) != rank:
                 raise InvalidValue(f"pool: spec.{name} must have {rank} entries, got {spec}")
         ints += [*spec.window, *spec.stride, *spec.dilation, *spec.pad_before, *spec.pad_after]
+    if any(not isinstance(v, int | np.integer) or abs(int(v)) > 2**31 - 1 for v in ints):
+        raise InvalidValue(f"pool: spec sizes must be ints up to 2**31 - 1, got {spec}")
+    if min(spec.in_size) < 1 or len(spec.out_size) != rank or min(spec.out_size) < 0:
+        raise InvalidValue(f"pool: spec sizes must be >= 1 (input) and >= 0 (output), got "
+                           f"{spec}")
+    if isinstance(spec, PoolSpec):
         if (min(spec.window + spec.stride + spec.dilation) < 1
-                or min(spec.pad_before + spec.pad_after + spec.out_size) < 0):
-            raise InvalidValue(f"pool: window, stride and dilation must be >= 1 and pads and "
-                               f"output sizes >= 0, got {spec}")
-        if red.name in ("avg", "lp") and max(spec.dilation) != 1:
-            raise InvalidValue(f"pool: {red.label} pooling has no dilation, got {spec.dilation}")
-    elif isinstance(spec, AdaptiveSpec):
-        if len(spec.out_size) != rank or min(spec.out_size, default=0) < 0:
-            raise InvalidValue(f"pool: adaptive output sizes must be >= 0, got {spec.out_size}")
+                or min(spec.pad_before + spec.pad_after) < 0):
+            raise InvalidValue(f"pool: window, stride and dilation must be >= 1 and pads "
+                               f">= 0, got {spec}")
+        if red_name in ("avg", "lp") and max(spec.dilation) != 1:
+            raise InvalidValue(f"pool: average and LP pooling have no dilation, got "
+                               f"{spec.dilation}")
     elif isinstance(spec, FractionalSpec):
-        planes = x.shape[0] * (x.shape[-1] if channels_last else x.shape[1])
         st = spec.starts
-        if (len(spec.window) != rank or len(spec.out_size) != rank or min(spec.window) < 1
+        if (len(spec.window) != rank or min(spec.window) < 1
                 or not isinstance(st, np.ndarray) or st.dtype != np.int64 or st.ndim != 3
-                or st.shape[0] != planes or st.shape[1] != 3
-                or st.shape[2] < max(spec.out_size, default=0)):
-            raise InvalidValue(f"pool: fractional spec does not fit {planes} planes: {spec}")
+                or st.shape[1] != 3 or st.shape[2] < max(spec.out_size, default=0)):
+            raise InvalidValue(f"pool: invalid fractional spec {spec}")
         for r in range(rank):
             s = st[:, 3 - rank + r, : spec.out_size[r]]
             if s.size and (s.min() < 0 or s.max() > spec.in_size[r] - spec.window[r]):
@@ -223,8 +251,9 @@ def _check_spec(x, spec, red: Reduction, channels_last: bool) -> None:
                                                                       strict=True))
                 or (spec.mode == 0 and min(spec.in_size) <= spec.pad_after)):
             raise InvalidValue(f"pool: invalid blur spec {spec}")
-    if any(not isinstance(v, int | np.integer) or abs(int(v)) > 2**31 - 1 for v in ints):
-        raise InvalidValue(f"pool: spec sizes must be ints up to 2**31 - 1, got {spec}")
+
+
+_check_spec_memo = functools.lru_cache(maxsize=256)(_check_spec_values)
 
 
 # --------------------------------------------------------------------------------------------
@@ -352,6 +381,23 @@ def _live_offsets(k: int, s: int, d: int, pb: int, n_in: int, n_out: int) -> tup
     return j_lo, j_hi - j_lo + 1
 
 
+def _frozen(fn):
+    """Memoise a table builder on its (hashable) arguments and make the tables read-only:
+    building them costs tens of microseconds of NumPy per call, as much as pooling a small
+    input; the kernels only read them."""
+
+    @functools.lru_cache(maxsize=256)
+    def cached(*args):
+        tables = fn(*args)
+        for t in tables:
+            t.flags.writeable = False
+        return tables
+
+    cached.__doc__ = fn.__doc__
+    return cached
+
+
+@_frozen
 def _tables(spec: PoolSpec, acc_dtype=None):
     """Per-dim tables for the kernels (see _kernels/__init__.py). The kernels see only the
     window offsets that can land in the input (``_live_offsets``): the others only ever read
@@ -400,15 +446,11 @@ def _tables(spec: PoolSpec, acc_dtype=None):
 
 def _variant(geo: np.ndarray, channels: int, dt: np.dtype) -> int:
     """The kernel variant for the last dim's live window (geo row 2), specialised for float32."""
-    from ._kernels.rows import variant
-
-    return variant(int(geo[2, 0]), int(geo[2, 1]), int(geo[2, 2]), channels, dt == np.float32)
+    return _rows.variant(int(geo[2, 0]), int(geo[2, 1]), int(geo[2, 2]), channels, dt == np.float32)
 
 
 def _n_chunks(out3: np.ndarray) -> int:
-    from ._kernels.rows import num_chunks
-
-    return num_chunks(out3.shape[0] * out3.shape[1] * out3.shape[2])
+    return _rows.num_chunks(out3.shape[0] * out3.shape[1] * out3.shape[2])
 
 
 def _empty_value(dtype: np.dtype, largest: bool):
@@ -427,7 +469,6 @@ def _flip_order(v: np.ndarray) -> np.ndarray:
 
 
 def _uniform_max(p: _Problem, spec: PoolSpec, init, return_indices: bool):
-    from ._kernels import maxpool as K
 
     out = p.empty(spec.out_size)
     idx = p.empty(spec.out_size, np.int64) if return_indices else None
@@ -437,17 +478,16 @@ def _uniform_max(p: _Problem, spec: PoolSpec, init, return_indices: bool):
         variant = _variant(geo, p.x3.shape[4], p.dt)
         nch = _n_chunks(o3)
         if return_indices:
-            k = K.MAX_FWD_IDX[variant, p.dt]
+            k = _maxk.MAX_FWD_IDX[variant, p.dt]
             _run(k, nch, p.x3, o3, _lift_array(idx, p.cl), init, geo, lo, hi, first, nch,
                  work=p.x3.size)
         else:
-            _run(K.MAX_FWD[variant, p.dt], nch, p.x3, o3, init, geo, lo, hi, nch,
+            _run(_maxk.MAX_FWD[variant, p.dt], nch, p.x3, o3, init, geo, lo, hi, nch,
                  work=p.x3.size)
     return out, idx
 
 
 def _uniform_max_backward(p: _Problem, g: np.ndarray, spec: PoolSpec, init) -> np.ndarray:
-    from ._kernels import maxpool as K
 
     gx = np.empty(p.v.shape, p.dt)
     if gx.size and g.size:
@@ -462,8 +502,8 @@ def _uniform_max_backward(p: _Problem, g: np.ndarray, spec: PoolSpec, init) -> n
                 spec.in_size, strict=True,
             )
         )
-        _run(K.MAX_BWD[variant, tiled, p.dt], gx3.shape[0], p.x3, g3, gx3, init, geo, lo, hi,
-             first, valid, work=gx.size)
+        _run(_maxk.MAX_BWD[variant, tiled, p.dt], gx3.shape[0], p.x3, g3, gx3, init, geo, lo,
+             hi, first, valid, work=gx.size)
     else:
         gx[...] = 0
     return gx
@@ -475,7 +515,6 @@ def _power(p_norm) -> int:
 
 
 def _uniform_avg(p: _Problem, spec: PoolSpec, P: int, p_norm: float, scale: float):
-    from ._kernels import avgpool as K
 
     out = p.empty(spec.out_size)
     if out.size:
@@ -483,20 +522,19 @@ def _uniform_avg(p: _Problem, spec: PoolSpec, P: int, p_norm: float, scale: floa
         geo, lo, hi, _, _, cnt = _tables(spec, p.dt)
         variant = _variant(geo, p.x3.shape[4], p.dt)
         nch = _n_chunks(o3)
-        _run(K.AVG_FWD[variant, P, p.dt], nch, p.x3, o3, geo, lo, hi, cnt,
+        _run(_avgk.AVG_FWD[variant, P, p.dt], nch, p.x3, o3, geo, lo, hi, cnt,
              p.dt.type(p_norm), p.dt.type(scale), nch, work=p.x3.size)
     return out
 
 
 def _uniform_avg_backward(p: _Problem, g: np.ndarray, spec: PoolSpec) -> np.ndarray:
-    from ._kernels import avgpool as K
 
     gx = np.empty(p.v.shape, p.dt)
     if gx.size and g.size:
         g3 = _lift_array(g, p.cl)
         gx3 = _lift_array(gx, p.cl)
         geo, lo, hi, _, _, cnt = _tables(spec, p.dt)
-        _run(K.AVG_BWD[p.dt], gx3.shape[0], g3, gx3, geo, lo, hi, cnt, work=gx.size)
+        _run(_avgk.AVG_BWD[p.dt], gx3.shape[0], g3, gx3, geo, lo, hi, cnt, work=gx.size)
     else:
         gx[...] = 0
     return gx
@@ -506,6 +544,7 @@ def _uniform_avg_backward(p: _Problem, g: np.ndarray, spec: PoolSpec) -> np.ndar
 # Adaptive and fractional windows.
 
 
+@_frozen
 def _adaptive_tables(spec: AdaptiveSpec) -> tuple[np.ndarray, np.ndarray]:
     """(start, count) as (3, max O) tables, lifted to 3 dims with identity dims."""
     omax = max((*spec.out_size, 1))
@@ -531,7 +570,6 @@ def _small_uniform(spec: AdaptiveSpec) -> PoolSpec | None:
 
 
 def _adaptive_reduce(p: _Problem, spec: AdaptiveSpec, red: str, return_indices: bool):
-    from ._kernels import windows as K
 
     small = _small_uniform(spec)
     if small is not None:
@@ -544,26 +582,25 @@ def _adaptive_reduce(p: _Problem, spec: AdaptiveSpec, red: str, return_indices: 
         o3 = _lift_array(out, p.cl)
         c1 = p.x3.shape[4] == 1
         if red == "avg" and all(o == 1 for o in spec.out_size):  # global: a plane mean
-            _run(K.PLANE_MEAN[c1, p.dt], o3.shape[0], p.x3, o3, work=p.x3.size)
+            _run(_wink.PLANE_MEAN[c1, p.dt], o3.shape[0], p.x3, o3, work=p.x3.size)
             return out, idx
         start, count = _adaptive_tables(spec)
         rows = o3.shape[0] * o3.shape[1] * o3.shape[2]
-        kind = K.RED_SUM if red == "avg" else K.RED_MAX
+        kind = _wink.RED_SUM if red == "avg" else _wink.RED_MAX
         i3 = _lift_array(idx, p.cl) if return_indices else _NO_INDEX
-        _run(K.WIN_FWD[kind, return_indices, c1, p.dt], rows, p.x3, o3, i3, start, count,
+        _run(_wink.WIN_FWD[kind, return_indices, c1, p.dt], rows, p.x3, o3, i3, start, count,
              work=p.x3.size)
     return out, idx
 
 
 def _scatter_backward(p: _Problem, g: np.ndarray, idx: np.ndarray) -> np.ndarray:
     """Max-pooling gradient from (kernel-layout) indices: each gradient added at its index."""
-    from ._kernels import windows as K
 
     gx = np.empty(p.v.shape, p.dt)
     if gx.size and g.size:
         gx3 = _lift_array(gx, p.cl)
         bad = np.zeros(gx3.shape[0], np.int64)
-        _run(K.SCATTER_ADD[gx3.shape[4] == 1, p.dt], gx3.shape[0], _lift_array(g, p.cl),
+        _run(_wink.SCATTER_ADD[gx3.shape[4] == 1, p.dt], gx3.shape[0], _lift_array(g, p.cl),
              _lift_array(idx, p.cl), gx3, bad, work=gx.size)
         if bad.any():  # our own indices: a bug if it ever happens
             raise AssertionError("max pooling produced an index outside its plane")
@@ -573,7 +610,6 @@ def _scatter_backward(p: _Problem, g: np.ndarray, idx: np.ndarray) -> np.ndarray
 
 
 def _adaptive_avg_backward(p: _Problem, g: np.ndarray, spec: AdaptiveSpec) -> np.ndarray:
-    from ._kernels import windows as K
 
     gx = np.empty(p.v.shape, p.dt)
     if gx.size and g.size:
@@ -581,7 +617,7 @@ def _adaptive_avg_backward(p: _Problem, g: np.ndarray, spec: AdaptiveSpec) -> np
         start, count = _adaptive_tables(spec)
         tiled = all(o > 0 and L % o == 0 for L, o in zip(spec.in_size, spec.out_size,
                                                          strict=True))
-        _run(K.WIN_AVG_BWD[tiled, gx3.shape[4] == 1, p.dt], gx3.shape[0],
+        _run(_wink.WIN_AVG_BWD[tiled, gx3.shape[4] == 1, p.dt], gx3.shape[0],
              _lift_array(g, p.cl), gx3, start, count, work=gx.size)
     else:
         gx[...] = 0
@@ -589,17 +625,16 @@ def _adaptive_avg_backward(p: _Problem, g: np.ndarray, spec: AdaptiveSpec) -> np
 
 
 def _fractional_max(p: _Problem, spec: FractionalSpec, return_indices: bool):
-    from ._kernels import fractional as K
 
     out = p.empty(spec.out_size)
     idx = p.empty(spec.out_size, np.int64) if return_indices else None
     if out.size:
         o3 = _lift_array(out, p.cl)
         k3 = np.array((1,) * (3 - spec.rank) + tuple(spec.window), np.int64)
-        kd, kh, kw = K.literal_window(tuple(int(v) for v in k3))
+        kd, kh, kw = _frack.literal_window(tuple(int(v) for v in k3))
         i3 = _lift_array(idx, p.cl) if return_indices else _NO_INDEX
-        _run(K.FRAC_FWD[kd, kh, kw, return_indices, p.x3.shape[4] == 1, p.dt], p.x3.shape[0],
-             p.x3, o3, i3,
+        _run(_frack.FRAC_FWD[kd, kh, kw, return_indices, p.x3.shape[4] == 1, p.dt],
+             p.x3.shape[0], p.x3, o3, i3,
              np.ascontiguousarray(spec.starts), k3, work=p.x3.size)
     return out, idx
 
@@ -608,6 +643,7 @@ def _fractional_max(p: _Problem, spec: FractionalSpec, return_indices: bool):
 # BlurPool.
 
 
+@_frozen
 def _blur_tables(spec: BlurSpec, dt: np.dtype):
     taps = binomial_filter(spec.filt).astype(dt)
     if spec.rank == 1:
@@ -621,26 +657,24 @@ def _blur_tables(spec: BlurSpec, dt: np.dtype):
 
 
 def _blur(p: _Problem, spec: BlurSpec) -> np.ndarray:
-    from ._kernels import blur as K
 
     out = p.empty(spec.out_size)
     if out.size:
         o3 = _lift_array(out, p.cl)
         fh, fw, geo = _blur_tables(spec, p.dt)
         S = spec.stride[-1] if spec.stride[-1] == 2 else 0  # BlurPool's stride: literal
-        _run(K.BLUR_FWD[spec.filt, S, p.x3.shape[4] == 1, p.dt], o3.shape[0], p.x3, o3, fh,
+        _run(_blurk.BLUR_FWD[spec.filt, S, p.x3.shape[4] == 1, p.dt], o3.shape[0], p.x3, o3, fh,
              fw, geo, work=p.x3.size)
     return out
 
 
 def _blur_backward(p: _Problem, g: np.ndarray, spec: BlurSpec) -> np.ndarray:
-    from ._kernels import blur as K
 
     gx = np.empty(p.v.shape, p.dt)
     if gx.size and g.size:
         gx3 = _lift_array(gx, p.cl)
         fh, fw, geo = _blur_tables(spec, p.dt)
-        _run(K.BLUR_BWD[spec.filt, gx3.shape[4] == 1, p.dt], gx3.shape[0],
+        _run(_blurk.BLUR_BWD[spec.filt, gx3.shape[4] == 1, p.dt], gx3.shape[0],
              _lift_array(g, p.cl), gx3, fh, fw, geo, work=gx.size)
     else:
         gx[...] = 0
@@ -857,16 +891,15 @@ def unpool(x: np.ndarray, indices: np.ndarray, out_size: tuple, *,
 
 
 def _unpool_kernel(name: str, prob: _Problem, i3, o3, src3) -> bool:
-    from ._kernels import unpool as K
 
     n = max(src3.shape[0], o3.shape[0])
     bad = np.zeros(n, np.int64)
     if src3.size or o3.size:
         c1 = src3.shape[4] == 1
         if name == "UNPOOL_FWD":
-            _run(K.UNPOOL_FWD[c1, prob.dt], n, src3, i3, o3, bad, work=o3.size + src3.size)
+            _run(_unpk.UNPOOL_FWD[c1, prob.dt], n, src3, i3, o3, bad, work=o3.size + src3.size)
         else:
-            _run(K.UNPOOL_BWD[c1, prob.dt], n, src3, i3, o3, bad, work=o3.size + src3.size)
+            _run(_unpk.UNPOOL_BWD[c1, prob.dt], n, src3, i3, o3, bad, work=o3.size + src3.size)
     return bool(bad.any())
 
 

@@ -22,6 +22,7 @@ Keras / TensorFlow, per spatial dim::
 
 from __future__ import annotations
 
+import functools
 import numbers
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -160,6 +161,13 @@ def torch_output_size(L: int, k: int, s: int, p: int, d: int = 1, ceil_mode: boo
     return out
 
 
+def _plain(v) -> bool:
+    """An int, None, a bool flag value or a tuple of ints: arguments whose spec can be
+    memoised (types checked exactly, so True is never taken for 1)."""
+    t = type(v)
+    return t is int or v is None or (t is tuple and all(type(e) is int for e in v))
+
+
 def torch_spec(
     in_size: Sequence[int],
     kernel_size,
@@ -178,8 +186,19 @@ def torch_spec(
     Accepts and rejects what torch 2.13 does: kernel, stride and dilation > 0; 0 <= padding <=
     kernel_size // 2 (the raw kernel size, even with dilation); an output of at least 1; with
     ``kernel_within_input`` (torch's avg_pool3d) also input size >= kernel_size in every dim,
-    padding notwithstanding.
+    padding notwithstanding. Specs of plain int arguments are memoised (validating costs
+    microseconds, as much as pooling a small input); errors are not.
     """
+    args = (tuple(in_size), kernel_size, stride, padding, dilation, ceil_mode,
+            count_include_pad, divisor_override, kernel_within_input, op)
+    if (all(_plain(a) for a in args[:5]) and type(ceil_mode) is bool
+            and type(count_include_pad) is bool and _plain(divisor_override)):
+        return _torch_spec_memo(*args)
+    return _torch_spec(*args)
+
+
+def _torch_spec(in_size, kernel_size, stride, padding, dilation, ceil_mode, count_include_pad,
+                divisor_override, kernel_within_input, op) -> PoolSpec:
     rank = len(in_size)
     k = normalize_tuple(kernel_size, rank, "kernel_size")
     # torch treats stride=None and stride=() (an empty list) as "same as kernel_size".
@@ -234,6 +253,9 @@ def torch_spec(
         count_pad=bool(count_include_pad),
         divisor=divisor,
     )
+
+
+_torch_spec_memo = functools.lru_cache(maxsize=512)(_torch_spec)
 
 
 # --------------------------------------------------------------------------------------------
