@@ -20,7 +20,7 @@ import numpy as np
 
 from . import ops as _ops
 from . import shapes as _shapes
-from .keras.saving import atomic_write
+from ._io import atomic_write
 
 __all__ = ["run_demo", "run_train", "build_model", "load_dataset", "feature_map_figure",
            "pick_threads", "DATASETS"]

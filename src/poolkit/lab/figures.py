@@ -331,9 +331,9 @@ def feature_map_figure(
 
 
 def save_figure(fig, path: str | os.PathLike, dpi: int = 110) -> str:
-    """Write ``fig`` as a PNG at ``path`` atomically (``keras.saving.atomic_write``: temp file in
+    """Write ``fig`` as a PNG at ``path`` atomically (``poolkit._io.atomic_write``: temp file in
     the same dir, fsync, rename; folders created) and close it. Returns the path."""
-    from ..keras.saving import atomic_write
+    from .._io import atomic_write
 
     plt = _mpl()
     path = os.fspath(path)

@@ -223,7 +223,7 @@ def read_results(path: str | os.PathLike) -> list[dict]:
 
 
 def _write_atomic(path: str, rows: list[dict]) -> None:
-    from ..keras.saving import atomic_write
+    from .._io import atomic_write
 
     text = io.StringIO(newline="")
     w = csv.DictWriter(text, fieldnames=SWEEP_COLUMNS)
