@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from poolkit import cli, keras
-from poolkit.demo import feature_map_figure, run_demo
+from poolkit.demo import run_demo
+from poolkit.lab.figures import model_feature_maps_figure
 
 QUICK = ["--max-train", "320", "--max-test", "200", "--epochs", "1", "--quiet"]
 
@@ -65,10 +66,10 @@ def test_out_is_a_file(tmp_path, capsys):
 
 def test_feature_map_figure_titles_carry_shapes():
     keras.utils.set_random_seed(0)
-    from poolkit.demo import build_model
+    from poolkit.lab.models import tutorial_model
 
-    model = build_model("max", 2, 2, "valid")
-    fig = feature_map_figure(model, np.random.default_rng(0).random((28, 28)), label=3)
+    model = tutorial_model("max", 2, 2, "valid")
+    fig = model_feature_maps_figure(model, np.random.default_rng(0).random((28, 28)), label=3)
     texts = [t.get_text() for sf in fig.subfigs for t in sf.texts] + \
             [t.get_text() for sub in fig.subfigs[1].subfigs for t in [sub._suptitle]]
     joined = " ".join(texts)

@@ -26,10 +26,12 @@ import threading
 
 import numpy as np
 
+from ... import shapes as _shapes
+from ..._checks import caller_arguments
 from ...errors import InvalidType, InvalidValue
 
 __all__ = ["Layer", "InputSpec", "assert_input_compatibility", "auto_name", "check_dtype",
-           "positive_int", "as_float_array"]
+           "positive_int", "as_float_array", "data_format"]
 
 _NAME_COUNTS: dict[str, int] = {}
 _NAME_LOCK = threading.Lock()
@@ -65,6 +67,13 @@ def check_dtype(dtype) -> np.dtype:
     if dt not in (np.float32, np.float64):
         raise InvalidValue(f"dtype must be 'float32' or 'float64', got {dtype!r}")
     return dt
+
+
+def data_format(value) -> str:
+    """A layer's ``data_format``: None (Keras's default, 'channels_last'), 'channels_last' or
+    'channels_first'."""
+    with caller_arguments():
+        return _shapes.normalize_data_format("channels_last" if value is None else value)
 
 
 def positive_int(value, name: str) -> int:

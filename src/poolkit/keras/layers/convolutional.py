@@ -5,11 +5,13 @@ from __future__ import annotations
 import numpy as np
 
 from ... import shapes as _shapes
+from ..._checks import caller_arguments
 from ..._kernels import conv as _kc
 from ...errors import InvalidValue
 from .. import activations as _act
 from .. import initializers as _init
 from .base import InputSpec, Layer, positive_int
+from .base import data_format as _data_format
 
 __all__ = ["Conv2D"]
 
@@ -42,10 +44,12 @@ class Conv2D(Layer):
                  kernel_initializer="glorot_uniform", bias_initializer="zeros", **kwargs):
         super().__init__(**kwargs)
         self.filters = positive_int(filters, "filters")
-        self.kernel_size = _shapes.normalize_tuple(kernel_size, 2, "kernel_size", allow_one=False)
-        self.strides = _shapes.normalize_tuple(strides, 2, "strides", allow_one=False)
-        self.dilation_rate = _shapes.normalize_tuple(dilation_rate, 2, "dilation_rate",
-                                                     allow_one=False)
+        with caller_arguments():
+            self.kernel_size = _shapes.normalize_tuple(kernel_size, 2, "kernel_size",
+                                                       allow_one=False)
+            self.strides = _shapes.normalize_tuple(strides, 2, "strides", allow_one=False)
+            self.dilation_rate = _shapes.normalize_tuple(dilation_rate, 2, "dilation_rate",
+                                                         allow_one=False)
         for nm, v in (("kernel_size", self.kernel_size), ("strides", self.strides),
                       ("dilation_rate", self.dilation_rate)):
             if min(v) <= 0:
@@ -53,8 +57,7 @@ class Conv2D(Layer):
         if not isinstance(padding, str) or padding.lower() not in ("valid", "same"):
             raise InvalidValue(f"Conv2D: padding must be 'valid' or 'same', got {padding!r}")
         self.padding = padding.lower()
-        self.data_format = _shapes.normalize_data_format(
-            "channels_last" if data_format is None else data_format)
+        self.data_format = _data_format(data_format)
         self.activation = _act.check(activation)
         self.use_bias = bool(use_bias)
         self.kernel_initializer = _init.check(kernel_initializer, "kernel_initializer")

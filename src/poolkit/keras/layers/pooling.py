@@ -22,8 +22,10 @@ import numpy as np
 
 from ... import kinds as _kinds
 from ... import shapes as _shapes
+from ..._checks import caller_arguments
 from ...errors import InvalidType, InvalidValue
 from .base import InputSpec, Layer
+from .base import data_format as _data_format
 
 __all__ = [
     "BasePooling",
@@ -96,18 +98,20 @@ class BasePooling(Layer):
         r = int(pool_dimensions)
         self.pool_mode = kind.name
         self.pool_dimensions = r
-        self.pool_size = _shapes.normalize_tuple(pool_size, r, "pool_size", allow_one=False)
-        self.strides = (self.pool_size if strides is None
-                        else _shapes.normalize_tuple(strides, r, "strides", allow_one=False))
+        with caller_arguments():
+            self.pool_size = _shapes.normalize_tuple(pool_size, r, "pool_size",
+                                                     allow_one=False)
+            self.strides = (self.pool_size if strides is None
+                            else _shapes.normalize_tuple(strides, r, "strides", allow_one=False))
         if not isinstance(padding, str) or padding.lower() not in ("valid", "same"):
             raise InvalidValue(
                 f"{type(self).__name__}: padding must be 'valid' or 'same', got {padding!r}"
             )
         self.padding = padding.lower()
-        self.data_format = _shapes.normalize_data_format(
-            "channels_last" if data_format is None else data_format)
+        self.data_format = _data_format(data_format)
         # Validate the numbers now (not at first call), with a shape that is always valid.
-        _shapes.keras_spec((max(self.pool_size),) * r, self.pool_size, self.strides, "valid")
+        with caller_arguments():
+            _shapes.keras_spec((max(self.pool_size),) * r, self.pool_size, self.strides, "valid")
         self.input_spec = InputSpec(ndim=r + 2)
         self._op, self._op_backward = _ops(kind)
         self._x = self._y_shape = None
@@ -125,7 +129,8 @@ class BasePooling(Layer):
             )
         import poolkit
 
-        return poolkit.output_shape(input_shape, **self._args())
+        with caller_arguments():
+            return poolkit.output_shape(input_shape, **self._args())
 
     def call(self, x, training=False):
         return self._op(x, **self._args())
@@ -212,8 +217,7 @@ class BaseGlobalPooling(Layer):
         kind = _kind(pool_mode)
         self.pool_mode = kind.name
         self.pool_dimensions = int(pool_dimensions)
-        self.data_format = _shapes.normalize_data_format(
-            "channels_last" if data_format is None else data_format)
+        self.data_format = _data_format(data_format)
         self.keepdims = bool(keepdims)
         self.input_spec = InputSpec(ndim=self.pool_dimensions + 2)
         self._op, self._op_backward = _ops(kind)

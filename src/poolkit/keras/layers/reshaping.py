@@ -6,8 +6,8 @@ import math
 
 import numpy as np
 
-from ... import shapes as _shapes
 from .base import InputSpec, Layer
+from .base import data_format as _data_format
 
 __all__ = ["Flatten"]
 
@@ -24,8 +24,7 @@ class Flatten(Layer):
 
     def __init__(self, data_format=None, **kwargs):
         super().__init__(**kwargs)
-        self.data_format = _shapes.normalize_data_format(
-            "channels_last" if data_format is None else data_format)
+        self.data_format = _data_format(data_format)
         self.input_spec = InputSpec(min_ndim=1)
         self._shape = None
 
