@@ -4,17 +4,25 @@ Top level: Keras/TensorFlow-convention ops (``max_pool``, ``average_pool``, ``ou
 their backward passes). ``poolkit.functional``: PyTorch conventions. ``poolkit.keras``: the
 layers and models of the tutorial's CNN. ``poolkit.lab``: shape tables, figures, sweeps and
 invariance metrics.
-"""
 
-from .ops import average_pool, average_pool_backward, max_pool, max_pool_backward, output_shape
+Importing poolkit is light: the ops (and NumPy, Numba) load on first use.
+"""
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "max_pool",
-    "average_pool",
-    "max_pool_backward",
-    "average_pool_backward",
-    "output_shape",
-    "__version__",
-]
+_OPS = ("max_pool", "average_pool")
+__all__ = [*_OPS, *(f"{name}_backward" for name in _OPS), "output_shape", "__version__"]
+
+
+def __getattr__(name: str):
+    if name in __all__:
+        from . import ops
+
+        value = getattr(ops, name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'poolkit' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(__all__))
