@@ -126,8 +126,20 @@ class Conv2D(Layer):
         relu = self.activation == "relu"
         _kc.conv2d_forward(x, self.weights[0], b, y, geo, relu)
         if not relu and self.activation != "linear":
-            y = _act.forward(self.activation, y)
+            y = self._activate(y)
         return x, y, geo
+
+    # Keras applies the activation to the output in the layer's format: a softmax runs over its
+    # last axis, which is the width for channels_first (axis 2 of the NHWC array held here).
+    def _activate(self, y):
+        if self.activation == "softmax" and self._channels_first:
+            return _act.softmax(y, axis=2)
+        return _act.forward(self.activation, y)
+
+    def _activate_backward(self, y, g):
+        if self.activation == "softmax" and self._channels_first:
+            return _act.softmax_backward(y, g, axis=2)
+        return _act.backward(self.activation, y, g)
 
     def _out(self, y):
         return y.transpose(0, 3, 1, 2) if self._channels_first else y
@@ -151,8 +163,7 @@ class Conv2D(Layer):
         if relu or self.activation == "linear":
             g = np.ascontiguousarray(g, dtype=self.dtype)
         else:
-            g = np.ascontiguousarray(_act.backward(self.activation, self._y, g),
-                                     dtype=self.dtype)
+            g = np.ascontiguousarray(self._activate_backward(self._y, g), dtype=self.dtype)
         parts = min(_kc.N_CHUNKS, max(1, g.shape[0]))
         if self._parts is None or self._parts[0].shape[0] != parts:
             self._parts = (np.empty((parts, *self.weights[0].shape), self.dtype),
