@@ -100,26 +100,39 @@ def test_inference_writes_no_state_on_the_model():
     assert snapshot() == before
 
 
+# A child process's setup: a Conv2D/Dense model (the kernels of poolkit.keras; the pooling
+# engine has its own tests) trained and run once on the thread pool, so the kernels are loaded.
+_CHILD_SETUP = """
+import numpy as np
+from poolkit import keras, _threads
+from poolkit.keras import layers as L
+keras.utils.set_random_seed(0)
+m = keras.Sequential([L.Conv2D(32, 3, activation="relu", input_shape=(28, 28, 1)),
+                      L.Conv2D(8, 3, strides=2), L.Flatten(),
+                      L.Dense(10, activation="softmax")])
+m.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+_threads.set_num_threads(2)
+x = np.random.default_rng(0).random((64, 28, 28, 1)).astype(np.float32)
+m.fit(x, np.zeros(64, int), batch_size=64, epochs=1, verbose=0)
+ref = m.predict(x, batch_size=64, verbose=0)
+"""
+
+
+def _run_child(body: str, **env) -> str:
+    code = _CHILD_SETUP + textwrap.dedent(body)
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                       env={**os.environ, "PYTHONPATH": SRC, **env}, timeout=900)
+    assert r.returncode == 0, r.stderr[-3000:]
+    return r.stdout
+
+
 def test_threads_never_enter_a_numba_parallel_region():
     # Under Numba's workqueue threading layer (what a machine without TBB or OpenMP gets) two
     # threads entering parallel regions at once abort the process; poolkit.keras's kernels use
-    # no threading layer at all. (Conv2D and Dense only: the pooling engine is checked with it.)
-    code = textwrap.dedent("""
+    # no threading layer at all.
+    out = _run_child("""
         import threading
         import numba
-        import numpy as np
-        from poolkit import keras, _threads
-        from poolkit.keras import layers as L
-        keras.utils.set_random_seed(0)
-        m = keras.Sequential([L.Conv2D(32, 3, activation="relu", input_shape=(28, 28, 1)),
-                              L.Conv2D(8, 3, strides=2), L.Flatten(),
-                              L.Dense(10, activation="softmax")])
-        m.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
-        _threads.set_num_threads(2)
-        x = np.random.default_rng(0).random((64, 28, 28, 1)).astype(np.float32)
-        y = np.zeros(64, int)
-        m.fit(x, y, batch_size=64, epochs=1, verbose=0)
-        ref = m.predict(x, batch_size=64, verbose=0)
         out = []
         def run():
             out.append(m.predict(x, batch_size=64, verbose=0))
@@ -133,33 +146,15 @@ def test_threads_never_enter_a_numba_parallel_region():
             print("no threading layer")
         else:
             print("threading layer used:", numba.threading_layer())
-    """)
-    env = {**os.environ, "PYTHONPATH": SRC, "NUMBA_THREADING_LAYER": "workqueue"}
-    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
-                       timeout=900)
-    assert r.returncode == 0, r.stderr[-3000:]
-    assert "no threading layer" in r.stdout, r.stdout
+    """, NUMBA_THREADING_LAYER="workqueue")
+    assert "no threading layer" in out, out
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
 def test_forked_workers_predict_after_the_parent_used_the_kernels():
     # In a fresh process: pytest's own has run torch, whose OpenMP runtime refuses to fork.
-    # Conv2D and Dense only, like the threading-layer test above.
-    code = textwrap.dedent("""
+    out = _run_child("""
         import multiprocessing
-        import numpy as np
-        from poolkit import keras, _threads
-        from poolkit.keras import layers as L
-        keras.utils.set_random_seed(0)
-        m = keras.Sequential([L.Conv2D(32, 3, activation="relu", input_shape=(28, 28, 1)),
-                              L.Conv2D(8, 3, strides=2), L.Flatten(),
-                              L.Dense(10, activation="softmax")])
-        m.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
-        _threads.set_num_threads(2)
-        x = np.random.default_rng(0).random((64, 28, 28, 1)).astype(np.float32)
-        # The parent trains and predicts first: kernels loaded, the thread pool running.
-        m.fit(x, np.zeros(64, int), batch_size=64, epochs=1, verbose=0)
-        ref = m.predict(x, batch_size=64, verbose=0)
 
         def child(queue):
             queue.put(m.predict(x, batch_size=64, verbose=0))
@@ -174,8 +169,4 @@ def test_forked_workers_predict_after_the_parent_used_the_kernels():
         assert all(np.array_equal(g, ref) for g in got)
         print("children agree")
     """)
-    env = {**os.environ, "PYTHONPATH": SRC}
-    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
-                       timeout=900)
-    assert r.returncode == 0, r.stderr[-3000:]
-    assert "children agree" in r.stdout
+    assert "children agree" in out
