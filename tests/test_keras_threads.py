@@ -82,6 +82,25 @@ def test_predict_and_evaluate_from_threads_equal_serial(pool_threads):
             assert ev == serial[i][1]  # evaluate read another thread's logits before
 
 
+def test_training_is_bitwise_the_same_on_any_number_of_threads():
+    # Weight gradients are reduced over a fixed number of chunks, not per thread (batches of 96:
+    # both convolutions run on the thread pool).
+    x, y = _data(2, n=192)
+    weights = []
+    old = _threads.get_num_threads()
+    try:
+        for n in (1, 2, 3):
+            _threads.set_num_threads(n)
+            m = _model()
+            m.fit(x, y, batch_size=96, epochs=2, shuffle=False, verbose=0)
+            weights.append(m.get_weights())
+    finally:
+        _threads.set_num_threads(old)
+    for other in weights[1:]:
+        for a, b in zip(weights[0], other, strict=True):
+            np.testing.assert_array_equal(a, b)
+
+
 def test_inference_writes_no_state_on_the_model():
     # What makes concurrent predict/evaluate safe: they write nothing shared. (The landed
     # layers kept each call's input and output on themselves, and evaluate read the last

@@ -34,6 +34,9 @@ def _parser() -> argparse.ArgumentParser:
         "what pooling does.",
     )
     sub = p.add_subparsers(dest="command", required=True)
+    # What main() checks before and after a command runs: packages it needs, and the arguments
+    # that are paths the user gave (errors about them are the user's, reported without a trace).
+    p.set_defaults(needs=(), paths=())
     # >>> demo/train (CNN) subcommands
     def _demo(a):
         from .demo import run_demo
@@ -165,8 +168,8 @@ def _parser() -> argparse.ArgumentParser:
     sp.add_argument("--pool-size", type=pos_int, nargs="+", default=[2])
     sp.add_argument("--strides", type=pos_int, nargs="+", default=None,
                     help="default: the pool size")
-    sp.add_argument("--kinds", choices=DOWNSAMPLING_KINDS, nargs="+",
-                    default=list(DOWNSAMPLING_KINDS))
+    sp.add_argument("--kinds", choices=DOWNSAMPLING_KINDS, nargs="+", default=None,
+                    help="default: none, conv and every pooling kind that has a layer")
     sp.add_argument("--limit", type=pos_int, default=None, help="train on the first N examples")
     sp.add_argument("--batch-size", type=pos_int, default=32)
     sp.add_argument("--seed", type=int, default=0)

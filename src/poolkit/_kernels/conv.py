@@ -13,10 +13,12 @@ unrolls to scalar code, and 8-channel scalar accumulators, which SLP does not ve
 
 Each kernel is ONE serial, GIL-free body over a task range ``[lo, hi)`` (samples, or chunks of
 samples for the weight gradient); :func:`poolkit._threads.parallel_for` runs the ranges on
-several threads when the work exceeds ``PAR_MIN_WORK`` multiply-adds (~0.2 ms serial; below it
-handing tasks to threads costs more than it saves). Weight and bias gradients are reduced over a
-FIXED number of chunks (``N_CHUNKS``, not the thread count) and summed in chunk order, so every
-result is bitwise the same whatever the number of threads.
+several threads when the work reaches ``PAR_MIN_WORK`` multiply-adds (~0.3 ms serial). Below
+it the kernel runs in the calling thread: a parallel_for call costs 40-100 us of dispatch
+(measured with empty ranges on the 2-core machine), which smaller kernels do not win back.
+Weight and bias gradients are reduced over a FIXED number of chunks (``N_CHUNKS``, not the
+thread count) and summed in chunk order, so every result is bitwise the same whatever the
+number of threads.
 
 The entry points check every shape against the others before a kernel runs (the kernels do no
 bounds checks), so a wrong array raises ValueError instead of reading outside memory.
@@ -33,7 +35,7 @@ __all__ = ["N_CHUNKS", "PAR_MIN_WORK", "conv2d_forward", "conv2d_backward_params
            "conv2d_backward_input"]
 
 N_CHUNKS = 8
-PAR_MIN_WORK = 1 << 20  # multiply-adds below which a kernel runs in the calling thread
+PAR_MIN_WORK = 1 << 22  # multiply-adds below which a kernel runs in the calling thread
 
 
 @njit(cache=True, nogil=True, boundscheck=False)

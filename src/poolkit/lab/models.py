@@ -18,8 +18,8 @@ from collections.abc import Sequence
 from ..errors import InvalidType, InvalidValue
 from ..kinds import POOL_KINDS, get_kind
 
-__all__ = ["DOWNSAMPLING_KINDS", "pool_op", "is_windowed", "layer_class", "layer_takes",
-           "pooling_layer", "downsampling_model", "tutorial_model", "seed_model"]
+__all__ = ["DOWNSAMPLING_KINDS", "pool_op", "is_windowed", "layer_class", "has_layer",
+           "layer_takes", "pooling_layer", "downsampling_model", "tutorial_model", "seed_model"]
 
 #: What can follow the first convolution: nothing, a pooling kind, or a strided convolution.
 DOWNSAMPLING_KINDS: tuple[str, ...] = ("none", *POOL_KINDS, "conv")
@@ -56,6 +56,14 @@ def layer_class(kind: str) -> type:
     from ..keras import layers
 
     return layers.get(_kind(kind).layer2d)
+
+
+def has_layer(kind: str) -> bool:
+    """Whether pooling ``kind`` has its 2-D layer in :mod:`poolkit.keras.layers` (a kind can
+    reach the ops before its layer is written)."""
+    from ..keras import layers
+
+    return _kind(kind).layer2d in layers.LAYER_CLASSES
 
 
 def layer_takes(kind: str, argument: str) -> bool:

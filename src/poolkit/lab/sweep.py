@@ -34,7 +34,7 @@ from ..data import DATASETS, load_dataset
 from ..errors import InvalidValue
 from ..kinds import POOL_KINDS
 from .invariance import shift_consistency
-from .models import DOWNSAMPLING_KINDS, downsampling_model, layer_takes
+from .models import DOWNSAMPLING_KINDS, downsampling_model, has_layer, layer_takes
 from .threads import pick_threads, using_threads
 
 __all__ = [
@@ -86,14 +86,15 @@ class Variant:
 
 
 def sweep_variants(pool_sizes: Iterable[int] = (2,), strides: Iterable[int | None] = (None,),
-                   kinds: Iterable[str] = DOWNSAMPLING_KINDS, conv_kernel: int = 3
-                   ) -> list[Variant]:
+                   kinds: Iterable[str] | None = None, conv_kernel: int = 3) -> list[Variant]:
     """The variants of a sweep: ``none`` once; each pooling kind whose layer takes a window
     for every (pool size, stride) (stride None = pool size; duplicates once); ``conv`` and each
     pooling kind whose layer takes only ``strides``, once per distinct stride > 1 (``conv``
     with a ``conv_kernel`` x ``conv_kernel`` kernel); a pooling kind whose layer takes neither
     (global pooling) once. Order: none, the pooling kinds in :data:`poolkit.kinds.POOL_KINDS`
-    order, conv."""
+    order, conv. ``kinds`` None: every kind of :data:`DOWNSAMPLING_KINDS` that has a layer."""
+    if kinds is None:
+        kinds = [k for k in DOWNSAMPLING_KINDS if k in ("none", "conv") or has_layer(k)]
     kinds = list(kinds)
     for k in kinds:
         if k not in DOWNSAMPLING_KINDS:
