@@ -17,34 +17,9 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 
 import numpy as np
-
-
-def _time(fn, repeats: int) -> list[float]:
-    fn()
-    out = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        out.append(time.perf_counter() - t)
-    return out
-
-
-def _interleaved(fa, fb, rounds: int, per_round: int = 3) -> tuple[list[float], list[float]]:
-    fa()
-    fb()
-    ta, tb = [], []
-    for _ in range(rounds):
-        ta += _time(fa, per_round)
-        tb += _time(fb, per_round)
-    return ta, tb
-
-
-def _fmt(ts: list[float]) -> str:
-    return f"{statistics.median(ts) * 1e3:8.2f} {min(ts) * 1e3:8.2f}"
-
+from _timing import HEADER, fmt, interleaved, ratio_row
 
 _FIRST_CALL = """
 import time, numpy as np
@@ -86,9 +61,10 @@ def main(argv=None) -> None:
 
     import poolkit
     import poolkit.functional as F
+    from poolkit import _threads
 
     torch.set_num_threads(args.threads)
-    numba.set_num_threads(args.threads)
+    _threads.set_num_threads(args.threads)
     rng = np.random.default_rng(0)
     x = rng.standard_normal(args.shape, dtype=np.float32)
     tx = torch.from_numpy(x)
@@ -126,24 +102,21 @@ def main(argv=None) -> None:
     ]
     print(f"input {tuple(args.shape)} float32, {args.threads} threads, torch {torch.__version__}, "
           f"numba {numba.__version__}; times in ms (median, min over {args.repeats * 3} calls)")
-    print(f"{'case':40s} {'torch med':>9s} {'min':>8s} {'poolkit med':>11s} {'min':>8s} "
-          f"{'speed-up med':>12s} {'min':>6s}")
+    print(HEADER)
     results = {}
     for name, ft, fp in cases:
-        tt, tp = _interleaved(ft, fp, args.repeats)
+        tt, tp = interleaved(ft, fp, args.repeats)
         results[name] = tp
-        su_med = statistics.median(tt) / statistics.median(tp)
-        su_min = min(tt) / min(tp)
-        print(f"{name:40s} {_fmt(tt)}    {_fmt(tp)}   {su_med:10.1f}x {su_min:5.1f}x")
+        print(ratio_row(name, tt, tp))
 
-    tc, tn = _interleaved(
+    tc, tn = interleaved(
         lambda: np.copyto(dst, x),
         lambda: x.reshape(N, C, H // 2, 2, W // 2, 2).max(axis=(3, 5)),
         max(2, args.repeats // 2),
     )
     pm = results["max_pool2d 2x2/2 NCHW"]
-    print(f"{'copy of the input (np.copyto)':40s} {_fmt(tc)}")
-    print(f"{'NumPy reshape-and-max 2x2/2':40s} {_fmt(tn)}")
+    print(f"{'copy of the input (np.copyto)':40s} {fmt(tc)}")
+    print(f"{'NumPy reshape-and-max 2x2/2':40s} {fmt(tn)}")
     print(
         f"max 2x2/2 forward / one copy: {statistics.median(pm) / statistics.median(tc):.2f} "
         f"(median), {min(pm) / min(tc):.2f} (min)"

@@ -99,9 +99,9 @@ def test_figure_libraries_are_core_dependencies():
 def test_import_poolkit_is_light():
     code = ("import sys, poolkit; heavy = sorted({m.split('.')[0] for m in sys.modules} & "
             "{'numpy', 'numba', 'matplotlib', 'PIL', 'llvmlite'}); print(heavy); "
-            "print(poolkit.max_pool.__name__, 'numba' in sys.modules)")
+            "print(poolkit.max_pool.__name__)")
     env = {**os.environ, "PYTHONPATH": os.path.join(ROOT, "src")}
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
                        timeout=300)
     assert r.returncode == 0, r.stderr
-    assert r.stdout.splitlines() == ["[]", "max_pool True"]
+    assert r.stdout.splitlines() == ["[]", "max_pool"]  # the ops load on first use

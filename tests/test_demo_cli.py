@@ -48,7 +48,7 @@ def test_bad_values_exit_2_with_message(tmp_path, capsys, args, words):
     assert words in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("args", [["--pool", "min"], ["--padding", "full"],
+@pytest.mark.parametrize("args", [["--pool", "median"], ["--padding", "full"],
                                   ["--dataset", "cifar"], ["--pool-size", "two"]])
 def test_bad_choices_are_argparse_errors(args, capsys):
     with pytest.raises(SystemExit) as e:

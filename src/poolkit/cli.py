@@ -183,6 +183,30 @@ def _parser() -> argparse.ArgumentParser:
     sp.add_argument("--quiet", action="store_true", help="no per-batch progress bar")
     sp.set_defaults(func=lab("sweep_cmd"), needs=("matplotlib",), paths=("csv", "plot"))
     # <<< lab
+    # >>> explore
+    def _explore(a):
+        from .explore import missing_dependencies, serve
+
+        missing = missing_dependencies()
+        if missing:  # said before anything starts, without a traceback
+            print(f"poolkit explore: error: needs {', '.join(missing)}: "
+                  "pip install 'poolkit[explore]'", file=sys.stderr)
+            return 2
+        return serve(a.host, a.port, open_browser=not a.no_browser, model=a.model)
+
+    sp = sub.add_parser("explore", help="interactive pooling explorer in the browser",
+                        description="Start a local web app to explore pooling: any kind, window, "
+                        "stride, padding, dilation and convention on real digits, each cell's "
+                        "window and arithmetic, a trained model's feature maps, shifts. "
+                        "Ctrl-C stops it.")
+    sp.add_argument("--host", default="127.0.0.1",
+                    help="address to listen on (default %(default)s: this machine only)")
+    sp.add_argument("--port", type=int, default=8765, help="default %(default)s; 0: any free")
+    sp.add_argument("--no-browser", action="store_true", help="do not open a browser")
+    sp.add_argument("--model", metavar="FILE", default=None, help="a saved poolkit model "
+                    "(default: the demo's model, trained once and cached)")
+    sp.set_defaults(func=_explore)
+    # <<< explore
     return p
 
 

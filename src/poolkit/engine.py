@@ -1,93 +1,329 @@
-"""The pooling engine: ``pool`` and ``pool_backward`` on a :class:`~poolkit.shapes.PoolSpec`.
+"""The pooling engine: every pooling kind of poolkit on one set of window specs and kernels.
 
-The engine takes batched arrays, (N, C, *spatial) or (N, *spatial, C), checks dtypes and
-shapes, picks the kernel for the array's memory layout (a channels-first array whose memory is
-channels-last, e.g. a transposed NHWC array, is pooled by the channels-last kernel without a
-copy, and vice versa), lifts 1-D and 2-D problems to 3-D, and builds the per-dim tables the
-kernels read. Conventions (ceil_mode, "same", divisor rules) were resolved by the front-end.
+A front-end (``poolkit.functional``, the Keras-style ops, the layers) resolves its conventions
+into a window spec from :mod:`poolkit.shapes` and calls :func:`pool` / :func:`pool_backward`
+with a reduction from :data:`REDUCTIONS`:
+
+=============  ===========================================================================
+window spec    what each output cell reads, per spatial dim
+=============  ===========================================================================
+PoolSpec       a uniform window: ``o*stride - pad_before + j*dilation``, ``j < window``
+AdaptiveSpec   ``floor(o*L/O) .. ceil((o+1)*L/O) - 1`` (adaptive and global pooling)
+FractionalSpec ``start[plane, o] .. start[plane, o] + window - 1``, starts per (N, C) plane
+BlurSpec       a binomial filter over a padded window, then a stride (BlurPool)
+=============  ===========================================================================
+
+The engine takes batched arrays, (N, C, *spatial) or (N, *spatial, C), checks them against the
+spec (a spec it cannot honour is refused: no kernel ever reads or writes outside an array),
+pools the memory layout the array has (a channels-first array whose memory is channels-last is
+pooled by the channels-last kernel without a copy, and vice versa), lifts 1-D and 2-D problems
+to 3-D and runs the kernels on poolkit's threads. float16 is computed in float32; integers in
+int64 (uint64 for uint64), which holds every value, and cast back exactly.
 """
 
 from __future__ import annotations
 
+import math
+from dataclasses import dataclass
+
 import numpy as np
 
-from ._kernels import avgpool as _avg
-from ._kernels import maxpool as _max
-from ._kernels.rows import variant as _variant
-from .shapes import PoolSpec
+from . import _threads
+from .errors import InvalidType, InvalidValue
+from .shapes import AdaptiveSpec, BlurSpec, FractionalSpec, PoolSpec, binomial_filter
 
-__all__ = ["check_input", "check_grad", "pool", "pool_backward", "MODES"]
+__all__ = [
+    "Reduction",
+    "REDUCTIONS",
+    "MODES",
+    "check_input",
+    "check_grad",
+    "output_shape",
+    "pool",
+    "pool_backward",
+    "max_blur",
+    "max_blur_backward",
+    "unpool",
+    "unpool_backward",
+    "polyphase",
+    "polyphase_backward",
+]
 
-MODES = ("max", "avg")
+
+# --------------------------------------------------------------------------------------------
+# The registry of reductions.
+
+
+@dataclass(frozen=True)
+class Reduction:
+    """A way of reducing a window to one value.
+
+    ``integers``: integer arrays allowed; ``indices``: can return the position it took
+    (flat per plane); ``specs``: the window specs it runs on.
+    """
+
+    name: str
+    label: str
+    integers: bool
+    indices: bool
+    specs: tuple[type, ...]
+
+
+REDUCTIONS: dict[str, Reduction] = {
+    r.name: r
+    for r in (
+        # first maximum wins ties; a NaN wins, its index the last NaN's (PyTorch's rule)
+        Reduction("max", "maximum", True, True, (PoolSpec, AdaptiveSpec, FractionalSpec)),
+        # the max rules mirrored: max pooling of the order-reversed values (-x, or ~x for ints)
+        Reduction("min", "minimum", True, True, (PoolSpec, AdaptiveSpec, FractionalSpec)),
+        # sum / divisor (the spec says how the divisor counts padding)
+        Reduction("avg", "mean", False, False, (PoolSpec, AdaptiveSpec)),
+        # (sum |x|^p / divisor * scale)^(1/p); p = inf is max |x|
+        Reduction("lp", "power mean", False, False, (PoolSpec,)),
+        # sum of binomial weights * x over a padded window
+        Reduction("blur", "weighted window", False, False, (BlurSpec,)),
+    )
+}
+MODES = tuple(REDUCTIONS)
+
+
+def _reduction(name) -> Reduction:
+    if isinstance(name, Reduction):
+        return name
+    try:
+        return REDUCTIONS[name]
+    except (KeyError, TypeError):
+        raise InvalidValue(f"reduction must be one of {MODES}, got {name!r}") from None
 
 
 # --------------------------------------------------------------------------------------------
 # Array checks (shared by every front-end).
 
 
-def check_input(x, mode: str, name: str = "input", *, op: str = "pool") -> np.ndarray:
-    """``x`` as an ndarray of a dtype the op supports, else TypeError naming the rule."""
+def check_input(x, mode="max", name: str = "input", *, op: str = "pool") -> np.ndarray:
+    """``x`` as an ndarray of a dtype reduction ``mode`` supports, else InvalidType naming the
+    rule. Array-likes are converted; byte-swapped arrays are converted to native order."""
+    red = _reduction(mode)
     if not isinstance(x, np.ndarray):
         if hasattr(x, "__array__") or isinstance(x, list | tuple):
             try:
                 x = np.asarray(x)
-            except (ValueError, TypeError):
-                raise
+            except (ValueError, TypeError) as e:
+                raise InvalidType(
+                    f"{op}: {name} of type {type(x).__name__} is not a numeric array: {e}"
+                ) from e
             except Exception as e:  # e.g. a torch tensor that requires grad
-                raise TypeError(
+                raise InvalidType(
                     f"{op}: {name} of type {type(x).__name__} could not be converted to a NumPy "
                     f"array: {e}"
                 ) from e
         else:
-            raise TypeError(f"{op}: {name} must be a NumPy array, got {type(x).__name__}")
+            raise InvalidType(f"{op}: {name} must be a NumPy array, got {type(x).__name__}")
     kind = x.dtype.kind
     if kind in "fiu" and not x.dtype.isnative:
         # The kernels take native byte order only; a byte-swapped array is a legal input.
         x = x.astype(x.dtype.newbyteorder("="))
     if kind == "f":
         if x.dtype.itemsize not in (2, 4, 8):
-            raise TypeError(
+            raise InvalidType(
                 f"{op}: {name} has dtype {x.dtype}; supported floating dtypes are "
                 f"float16, float32 and float64"
             )
         return x
     if kind in "iu":
-        if mode == "max":
+        if red.integers:
             return x
-        raise TypeError(
-            f"{op}: {name} has integer dtype {x.dtype}; average pooling needs a floating dtype "
-            f"(float16, float32 or float64): cast with x.astype(np.float32)"
+        raise InvalidType(
+            f"{op}: {name} has integer dtype {x.dtype}; {red.label} pooling needs a floating "
+            f"dtype (float16, float32 or float64): cast with x.astype(np.float32)"
         )
-    raise TypeError(
+    raise InvalidType(
         f"{op}: {name} has dtype {x.dtype}; pooling takes floating arrays"
-        + (" or integer arrays" if mode == "max" else "")
+        + (" or integer arrays" if red.integers else "")
         + " (bool, complex, object, string and structured arrays are not supported)"
     )
 
 
 def check_grad(grad, x: np.ndarray, out_shape: tuple, *, op: str) -> np.ndarray:
+    """``grad`` as the gradient of an output of shape ``out_shape`` for input ``x``."""
     if not isinstance(grad, np.ndarray):
-        raise TypeError(f"{op}: grad_output must be a NumPy array, got {type(grad).__name__}")
+        raise InvalidType(f"{op}: grad_output must be a NumPy array, got {type(grad).__name__}")
     if grad.dtype.kind == "f" and not grad.dtype.isnative:
         grad = grad.astype(grad.dtype.newbyteorder("="))
     if x.dtype.kind != "f":
-        raise TypeError(
+        raise InvalidType(
             f"{op}: the backward pass needs a floating input, got input dtype {x.dtype}"
         )
     if grad.dtype != x.dtype:
-        raise TypeError(
+        raise InvalidType(
             f"{op}: grad_output dtype {grad.dtype} must equal the input dtype {x.dtype}"
         )
     if tuple(grad.shape) != tuple(out_shape):
-        raise ValueError(
+        raise InvalidValue(
             f"{op}: grad_output has shape {tuple(grad.shape)}, but the forward output for this "
             f"input and these arguments has shape {tuple(out_shape)}"
         )
     return grad
 
 
+def _check_spec(x, spec, red: Reduction, channels_last: bool) -> None:
+    """Refuse what the kernels cannot honour: the engine is public, so it re-checks what the
+    front-ends have checked (cheap: per-dim integers, and the fractional starts)."""
+    if not isinstance(x, np.ndarray):
+        raise InvalidType(f"pool: x must be a NumPy array, got {type(x).__name__}")
+    if not isinstance(spec, red.specs):
+        raise InvalidValue(
+            f"pool: reduction {red.name!r} runs on {[t.__name__ for t in red.specs]}, got a "
+            f"{type(spec).__name__}"
+        )
+    rank = spec.rank
+    if not 1 <= rank <= 3 or x.ndim != rank + 2:
+        raise InvalidValue(
+            f"pool: a {rank}-D spec needs a {rank + 2}-D batched array, got shape {x.shape}"
+        )
+    spatial = x.shape[1:-1] if channels_last else x.shape[2:]
+    if tuple(spatial) != tuple(spec.in_size):
+        raise InvalidValue(
+            f"pool: the array's spatial dims {tuple(spatial)} differ from the spec's in_size "
+            f"{tuple(spec.in_size)}"
+        )
+    if min(spec.in_size) < 1 or (x.shape[-1] if channels_last else x.shape[1]) < 1:
+        raise InvalidValue(f"pool: zero-size channel or spatial dim in shape {x.shape}")
+    ints = [*spec.in_size, *spec.out_size]
+    if isinstance(spec, PoolSpec):
+        for name in ("window", "stride", "dilation", "pad_before", "pad_after", "out_size"):
+            if len(getattr(spec, name)) != rank:
+                raise InvalidValue(f"pool: spec.{name} must have {rank} entries, got {spec}")
+        ints += [*spec.window, *spec.stride, *spec.dilation, *spec.pad_before, *spec.pad_after]
+        if (min(spec.window + spec.stride + spec.dilation) < 1
+                or min(spec.pad_before + spec.pad_after + spec.out_size) < 0):
+            raise InvalidValue(f"pool: window, stride and dilation must be >= 1 and pads and "
+                               f"output sizes >= 0, got {spec}")
+        if red.name in ("avg", "lp") and max(spec.dilation) != 1:
+            raise InvalidValue(f"pool: {red.label} pooling has no dilation, got {spec.dilation}")
+    elif isinstance(spec, AdaptiveSpec):
+        if len(spec.out_size) != rank or min(spec.out_size, default=0) < 0:
+            raise InvalidValue(f"pool: adaptive output sizes must be >= 0, got {spec.out_size}")
+    elif isinstance(spec, FractionalSpec):
+        planes = x.shape[0] * (x.shape[-1] if channels_last else x.shape[1])
+        st = spec.starts
+        if (len(spec.window) != rank or len(spec.out_size) != rank or min(spec.window) < 1
+                or not isinstance(st, np.ndarray) or st.dtype != np.int64 or st.ndim != 3
+                or st.shape[0] != planes or st.shape[1] != 3
+                or st.shape[2] < max(spec.out_size, default=0)):
+            raise InvalidValue(f"pool: fractional spec does not fit {planes} planes: {spec}")
+        for r in range(rank):
+            s = st[:, 3 - rank + r, : spec.out_size[r]]
+            if s.size and (s.min() < 0 or s.max() > spec.in_size[r] - spec.window[r]):
+                raise InvalidValue("pool: fractional windows must lie inside the input")
+    elif isinstance(spec, BlurSpec):
+        if (spec.filt not in range(1, 8) or spec.mode not in (0, 1, 2) or rank > 2
+                or len(spec.stride) != rank or min(spec.stride) < 1
+                or spec.out_size != tuple(-(-L // s) for L, s in zip(spec.in_size, spec.stride,
+                                                                      strict=True))
+                or (spec.mode == 0 and min(spec.in_size) <= spec.pad_after)):
+            raise InvalidValue(f"pool: invalid blur spec {spec}")
+    if any(not isinstance(v, int | np.integer) or abs(int(v)) > 2**31 - 1 for v in ints):
+        raise InvalidValue(f"pool: spec sizes must be ints up to 2**31 - 1, got {spec}")
+
+
 # --------------------------------------------------------------------------------------------
-# Per-dim tables for the kernels.
+# Layout.
+
+
+def _perm_to_cl(nd: int) -> tuple[int, ...]:
+    return (0, *range(2, nd), 1)
+
+
+def _perm_to_cf(nd: int) -> tuple[int, ...]:
+    return (0, nd - 1, *range(1, nd - 1))
+
+
+def _kernel_view(x: np.ndarray, channels_last: bool):
+    """(view, use_cl_kernel): a C-contiguous view of x in the layout of its memory."""
+    nd = x.ndim
+    if x.flags.c_contiguous:
+        return x, channels_last
+    alt = x.transpose(_perm_to_cl(nd) if not channels_last else _perm_to_cf(nd))
+    if alt.flags.c_contiguous and x.size > 0:
+        return alt, not channels_last
+    return np.ascontiguousarray(x), channels_last
+
+
+def _lift_array(v: np.ndarray, cl: bool) -> np.ndarray:
+    """C-contiguous (N, C, *sp) -> (N*C, D, H, W, 1); (N, *sp, C) -> (N, D, H, W, C)."""
+    if cl:
+        sp = v.shape[1:-1]
+        return v.reshape((v.shape[0],) + (1,) * (3 - len(sp)) + sp + (v.shape[-1],))
+    sp = v.shape[2:]
+    return v.reshape((v.shape[0] * v.shape[1],) + (1,) * (3 - len(sp)) + sp + (1,))
+
+
+def _shape_with(shape: tuple, spatial: tuple, cl: bool) -> tuple:
+    """``shape`` (N, C, *sp) or (N, *sp, C) with its spatial dims replaced."""
+    if cl:
+        return (shape[0], *spatial, shape[-1])
+    return (shape[0], shape[1], *spatial)
+
+
+def output_shape(x_shape: tuple, spec, channels_last: bool) -> tuple:
+    """The output shape of pooling an array of shape ``x_shape`` with ``spec``."""
+    return _shape_with(tuple(x_shape), tuple(spec.out_size), channels_last)
+
+
+def _compute_dtype(dtype: np.dtype) -> np.dtype:
+    """float16 is computed in float32; integers in int64 (uint64 in uint64), which holds every
+    value exactly, so the cast back is exact and the kernels compile for two integer dtypes
+    instead of eight."""
+    if dtype == np.float16:
+        return np.dtype(np.float32)
+    if dtype.kind in "iu":
+        return np.dtype(np.uint64) if dtype == np.uint64 else np.dtype(np.int64)
+    return dtype
+
+
+class _Problem:
+    """An input prepared for the kernels: ``v`` in the layout of its memory and the compute
+    dtype, ``x3`` its 5-D lifted view, ``cl`` the kernel layout."""
+
+    def __init__(self, x: np.ndarray, channels_last: bool, transform=None):
+        v, cl = _kernel_view(x, channels_last)
+        dt = _compute_dtype(x.dtype)
+        if v.dtype != dt:
+            v = v.astype(dt)
+        if transform is not None:
+            v = transform(v)
+        self.x, self.v, self.cl, self.dt = x, v, cl, dt
+        self.flip = cl != channels_last
+        self.x3 = _lift_array(v, cl)
+
+    def empty(self, spatial: tuple, dtype=None) -> np.ndarray:
+        return np.empty(_shape_with(self.v.shape, spatial, self.cl), dtype or self.dt)
+
+    def grad(self, grad_output: np.ndarray, dtype=None) -> np.ndarray:
+        """An array in the caller's layout (a gradient, indices) in the kernel layout, C-
+        contiguous, in ``dtype`` (default: the compute dtype)."""
+        g = grad_output
+        if self.flip:
+            g = g.transpose(_perm_to_cl(g.ndim) if self.cl else _perm_to_cf(g.ndim))
+        return np.ascontiguousarray(g, dtype=self.dt if dtype is None else dtype)
+
+    def back(self, a: np.ndarray, dtype=None) -> np.ndarray:
+        """A kernel-layout result in the caller's layout (and ``dtype``, default x's)."""
+        dtype = self.x.dtype if dtype is None else dtype
+        if a.dtype != dtype:
+            a = a.astype(dtype)
+        if self.flip:
+            a = a.transpose(_perm_to_cf(a.ndim) if self.cl else _perm_to_cl(a.ndim))
+        return a
+
+
+def _run(kernel, n_tasks: int, *args, work: int) -> None:
+    _threads.parallel_for(kernel, n_tasks, *args, work=work)
+
+
+# --------------------------------------------------------------------------------------------
+# Uniform windows: per-dim tables for the kernels.
 
 
 def _lift(spec: PoolSpec):
@@ -117,10 +353,11 @@ def _live_offsets(k: int, s: int, d: int, pb: int, n_in: int, n_out: int) -> tup
 
 
 def _tables(spec: PoolSpec, acc_dtype=None):
-    """Per-dim tables for the kernels. The kernels see only the window offsets that can land
-    in the input (``_live_offsets``): the others only ever read padding, so dropping them
-    changes no value, index or order, and a huge window over a small input no longer costs a
-    loop over every offset. ``first``, ``valid`` and the divisors use the full window."""
+    """Per-dim tables for the kernels (see _kernels/__init__.py). The kernels see only the
+    window offsets that can land in the input (``_live_offsets``): the others only ever read
+    padding, so dropping them changes no value, index or order, and a huge window over a
+    small input no longer costs a loop over every offset. ``first``, ``valid`` and the
+    divisors use the full window."""
     L, K, S, Dl, PB, PA, O = _lift(spec)
     live = [_live_offsets(K[r], S[r], Dl[r], PB[r], L[r], O[r]) for r in range(3)]
     kmax, omax = max(n for _, n in live), max(O)
@@ -161,169 +398,586 @@ def _tables(spec: PoolSpec, acc_dtype=None):
     return geo, lo, hi, first, valid, cnt
 
 
-# --------------------------------------------------------------------------------------------
-# Layout.
-
-
-def _perm_to_cl(nd: int) -> tuple[int, ...]:
-    return (0, *range(2, nd), 1)
-
-
-def _perm_to_cf(nd: int) -> tuple[int, ...]:
-    return (0, nd - 1, *range(1, nd - 1))
-
-
-def _kernel_view(x: np.ndarray, channels_last: bool):
-    """(view, use_cl_kernel): a C-contiguous view of x in the layout of its memory."""
-    nd = x.ndim
-    if x.flags.c_contiguous:
-        return x, channels_last
-    alt = x.transpose(_perm_to_cl(nd) if not channels_last else _perm_to_cf(nd))
-    if alt.flags.c_contiguous and x.size > 0:
-        return alt, not channels_last
-    return np.ascontiguousarray(x), channels_last
-
-
-def _lift_array(v: np.ndarray, cl: bool) -> np.ndarray:
-    """C-contiguous (N, C, *sp) -> (N*C, D, H, W, 1); (N, *sp, C) -> (N, D, H, W, C)."""
-    if cl:
-        sp = v.shape[1:-1]
-        return v.reshape((v.shape[0],) + (1,) * (3 - len(sp)) + sp + (v.shape[-1],))
-    sp = v.shape[2:]
-    return v.reshape((v.shape[0] * v.shape[1],) + (1,) * (3 - len(sp)) + sp + (1,))
-
-
-def _out_shape(v_shape: tuple, spec: PoolSpec, cl: bool) -> tuple:
-    if cl:
-        return (v_shape[0], *spec.out_size, v_shape[-1])
-    return (v_shape[0], v_shape[1], *spec.out_size)
-
-
-def _init_value(dtype: np.dtype):
-    if dtype.kind == "f":
-        return dtype.type(-np.inf)
-    return dtype.type(np.iinfo(dtype).min)
-
-
-def _compute_dtype(dtype: np.dtype) -> np.dtype:
-    """float16 is computed in float32; integers in int64 (uint64 in uint64), which holds every
-    value exactly, so the cast back is exact and the kernels compile for two integer dtypes
-    instead of eight."""
-    if dtype == np.float16:
-        return np.dtype(np.float32)
-    if dtype.kind in "iu":
-        return np.dtype(np.uint64) if dtype == np.uint64 else np.dtype(np.int64)
-    return dtype
-
-
-def _kernel_variant(geo: np.ndarray, channels: int, dt: np.dtype) -> int:
+def _variant(geo: np.ndarray, channels: int, dt: np.dtype) -> int:
     """The kernel variant for the last dim's live window (geo row 2), specialised for float32."""
-    return _variant(int(geo[2, 0]), int(geo[2, 1]), int(geo[2, 2]), channels, dt == np.float32)
+    from ._kernels.rows import variant
+
+    return variant(int(geo[2, 0]), int(geo[2, 1]), int(geo[2, 2]), channels, dt == np.float32)
 
 
-def output_shape(x_shape: tuple, spec: PoolSpec, channels_last: bool) -> tuple:
-    return _out_shape(tuple(x_shape), spec, channels_last)
+def _n_chunks(out3: np.ndarray) -> int:
+    from ._kernels.rows import num_chunks
+
+    return num_chunks(out3.shape[0] * out3.shape[1] * out3.shape[2])
+
+
+def _empty_value(dtype: np.dtype, largest: bool):
+    """The value of a window that reads no input: -inf (or the dtype's minimum) for max, +inf
+    (or the maximum) for min."""
+    if dtype.kind == "f":
+        return dtype.type(np.inf if largest else -np.inf)
+    info = np.iinfo(dtype)
+    return dtype.type(info.max if largest else info.min)
+
+
+def _flip_order(v: np.ndarray) -> np.ndarray:
+    """An order-reversing bijection: min pooling is max pooling of these values (NaN stays
+    NaN, -0.0 and 0.0 stay tied, integers cannot overflow)."""
+    return np.negative(v) if v.dtype.kind == "f" else np.invert(v)
+
+
+def _uniform_max(p: _Problem, spec: PoolSpec, init, return_indices: bool):
+    from ._kernels import maxpool as K
+
+    out = p.empty(spec.out_size)
+    idx = p.empty(spec.out_size, np.int64) if return_indices else None
+    if out.size:
+        o3 = _lift_array(out, p.cl)
+        geo, lo, hi, first, _, _ = _tables(spec)
+        variant = _variant(geo, p.x3.shape[4], p.dt)
+        nch = _n_chunks(o3)
+        if return_indices:
+            k = K.MAX_FWD_IDX[variant, p.dt]
+            _run(k, nch, p.x3, o3, _lift_array(idx, p.cl), init, geo, lo, hi, first, nch,
+                 work=p.x3.size)
+        else:
+            _run(K.MAX_FWD[variant, p.dt], nch, p.x3, o3, init, geo, lo, hi, nch,
+                 work=p.x3.size)
+    return out, idx
+
+
+def _uniform_max_backward(p: _Problem, g: np.ndarray, spec: PoolSpec, init) -> np.ndarray:
+    from ._kernels import maxpool as K
+
+    gx = np.empty(p.v.shape, p.dt)
+    if gx.size and g.size:
+        g3 = _lift_array(g, p.cl)
+        gx3 = _lift_array(gx, p.cl)
+        geo, lo, hi, first, valid, _ = _tables(spec)
+        variant = _variant(geo, gx3.shape[4], p.dt)
+        tiled = all(
+            s == k and d == 1 and pad == 0 and o * k <= n
+            for k, s, d, pad, o, n in zip(
+                spec.window, spec.stride, spec.dilation, spec.pad_before, spec.out_size,
+                spec.in_size, strict=True,
+            )
+        )
+        _run(K.MAX_BWD[variant, tiled, p.dt], gx3.shape[0], p.x3, g3, gx3, init, geo, lo, hi,
+             first, valid, work=gx.size)
+    else:
+        gx[...] = 0
+    return gx
+
+
+def _power(p_norm) -> int:
+    """The avg kernels' literal value transform for an LP norm: 1 |x|, 2 x*x, 3 |x|**p."""
+    return 1 if p_norm == 1 else 2 if p_norm == 2 else 3
+
+
+def _uniform_avg(p: _Problem, spec: PoolSpec, P: int, p_norm: float, scale: float):
+    from ._kernels import avgpool as K
+
+    out = p.empty(spec.out_size)
+    if out.size:
+        o3 = _lift_array(out, p.cl)
+        geo, lo, hi, _, _, cnt = _tables(spec, p.dt)
+        variant = _variant(geo, p.x3.shape[4], p.dt)
+        nch = _n_chunks(o3)
+        _run(K.AVG_FWD[variant, P, p.dt], nch, p.x3, o3, geo, lo, hi, cnt,
+             p.dt.type(p_norm), p.dt.type(scale), nch, work=p.x3.size)
+    return out
+
+
+def _uniform_avg_backward(p: _Problem, g: np.ndarray, spec: PoolSpec) -> np.ndarray:
+    from ._kernels import avgpool as K
+
+    gx = np.empty(p.v.shape, p.dt)
+    if gx.size and g.size:
+        g3 = _lift_array(g, p.cl)
+        gx3 = _lift_array(gx, p.cl)
+        geo, lo, hi, _, _, cnt = _tables(spec, p.dt)
+        _run(K.AVG_BWD[p.dt], gx3.shape[0], g3, gx3, geo, lo, hi, cnt, work=gx.size)
+    else:
+        gx[...] = 0
+    return gx
+
+
+# --------------------------------------------------------------------------------------------
+# Adaptive and fractional windows.
+
+
+def _adaptive_tables(spec: AdaptiveSpec) -> tuple[np.ndarray, np.ndarray]:
+    """(start, count) as (3, max O) tables, lifted to 3 dims with identity dims."""
+    omax = max((*spec.out_size, 1))
+    start = np.zeros((3, omax), np.int64)
+    count = np.ones((3, omax), np.int64)
+    lift = 3 - spec.rank
+    for r in range(spec.rank):
+        s, c = spec.windows(r)
+        start[lift + r, : len(s)] = s
+        count[lift + r, : len(c)] = c
+    return start, count
+
+
+_NO_INDEX = np.empty((0, 0, 0, 0, 0), np.int64)
+
+
+def _small_uniform(spec: AdaptiveSpec) -> PoolSpec | None:
+    """Adaptive windows that are small uniform windows (every dim divides evenly, at most 4
+    cells a dim) as a uniform spec: the uniform kernels are faster there, with the same
+    values, indices and tie rules (averages to float rounding)."""
+    u = spec.uniform()
+    return u if u is not None and max(u.window) <= 4 else None
+
+
+def _adaptive_reduce(p: _Problem, spec: AdaptiveSpec, red: str, return_indices: bool):
+    from ._kernels import windows as K
+
+    small = _small_uniform(spec)
+    if small is not None:
+        if red == "avg":
+            return _uniform_avg(p, small, 0, 1.0, 1.0), None
+        return _uniform_max(p, small, p.dt.type(_empty_value(p.dt, False)), return_indices)
+    out = p.empty(spec.out_size)
+    idx = p.empty(spec.out_size, np.int64) if return_indices else None
+    if out.size:
+        o3 = _lift_array(out, p.cl)
+        c1 = p.x3.shape[4] == 1
+        if red == "avg" and all(o == 1 for o in spec.out_size):  # global: a plane mean
+            _run(K.PLANE_MEAN[c1, p.dt], o3.shape[0], p.x3, o3, work=p.x3.size)
+            return out, idx
+        start, count = _adaptive_tables(spec)
+        rows = o3.shape[0] * o3.shape[1] * o3.shape[2]
+        kind = K.RED_SUM if red == "avg" else K.RED_MAX
+        i3 = _lift_array(idx, p.cl) if return_indices else _NO_INDEX
+        _run(K.WIN_FWD[kind, return_indices, c1, p.dt], rows, p.x3, o3, i3, start, count,
+             work=p.x3.size)
+    return out, idx
+
+
+def _scatter_backward(p: _Problem, g: np.ndarray, idx: np.ndarray) -> np.ndarray:
+    """Max-pooling gradient from (kernel-layout) indices: each gradient added at its index."""
+    from ._kernels import windows as K
+
+    gx = np.empty(p.v.shape, p.dt)
+    if gx.size and g.size:
+        gx3 = _lift_array(gx, p.cl)
+        bad = np.zeros(gx3.shape[0], np.int64)
+        _run(K.SCATTER_ADD[gx3.shape[4] == 1, p.dt], gx3.shape[0], _lift_array(g, p.cl),
+             _lift_array(idx, p.cl), gx3, bad, work=gx.size)
+        if bad.any():  # our own indices: a bug if it ever happens
+            raise AssertionError("max pooling produced an index outside its plane")
+    else:
+        gx[...] = 0
+    return gx
+
+
+def _adaptive_avg_backward(p: _Problem, g: np.ndarray, spec: AdaptiveSpec) -> np.ndarray:
+    from ._kernels import windows as K
+
+    gx = np.empty(p.v.shape, p.dt)
+    if gx.size and g.size:
+        gx3 = _lift_array(gx, p.cl)
+        start, count = _adaptive_tables(spec)
+        tiled = all(o > 0 and L % o == 0 for L, o in zip(spec.in_size, spec.out_size,
+                                                         strict=True))
+        _run(K.WIN_AVG_BWD[tiled, gx3.shape[4] == 1, p.dt], gx3.shape[0],
+             _lift_array(g, p.cl), gx3, start, count, work=gx.size)
+    else:
+        gx[...] = 0
+    return gx
+
+
+def _fractional_max(p: _Problem, spec: FractionalSpec, return_indices: bool):
+    from ._kernels import fractional as K
+
+    out = p.empty(spec.out_size)
+    idx = p.empty(spec.out_size, np.int64) if return_indices else None
+    if out.size:
+        o3 = _lift_array(out, p.cl)
+        k3 = np.array((1,) * (3 - spec.rank) + tuple(spec.window), np.int64)
+        kd, kh, kw = K.literal_window(tuple(int(v) for v in k3))
+        i3 = _lift_array(idx, p.cl) if return_indices else _NO_INDEX
+        _run(K.FRAC_FWD[kd, kh, kw, return_indices, p.x3.shape[4] == 1, p.dt], p.x3.shape[0],
+             p.x3, o3, i3,
+             np.ascontiguousarray(spec.starts), k3, work=p.x3.size)
+    return out, idx
+
+
+# --------------------------------------------------------------------------------------------
+# BlurPool.
+
+
+def _blur_tables(spec: BlurSpec, dt: np.dtype):
+    taps = binomial_filter(spec.filt).astype(dt)
+    if spec.rank == 1:
+        fh = np.ones(1, dt)
+        geo = np.array([1, 0, spec.stride[0], spec.pad_before, spec.mode], np.int64)
+    else:
+        fh = taps
+        geo = np.array([spec.stride[0], spec.pad_before, spec.stride[1], spec.pad_before,
+                        spec.mode], np.int64)
+    return fh, taps, geo
+
+
+def _blur(p: _Problem, spec: BlurSpec) -> np.ndarray:
+    from ._kernels import blur as K
+
+    out = p.empty(spec.out_size)
+    if out.size:
+        o3 = _lift_array(out, p.cl)
+        fh, fw, geo = _blur_tables(spec, p.dt)
+        S = spec.stride[-1] if spec.stride[-1] == 2 else 0  # BlurPool's stride: literal
+        _run(K.BLUR_FWD[spec.filt, S, p.x3.shape[4] == 1, p.dt], o3.shape[0], p.x3, o3, fh,
+             fw, geo, work=p.x3.size)
+    return out
+
+
+def _blur_backward(p: _Problem, g: np.ndarray, spec: BlurSpec) -> np.ndarray:
+    from ._kernels import blur as K
+
+    gx = np.empty(p.v.shape, p.dt)
+    if gx.size and g.size:
+        gx3 = _lift_array(gx, p.cl)
+        fh, fw, geo = _blur_tables(spec, p.dt)
+        _run(K.BLUR_BWD[spec.filt, gx3.shape[4] == 1, p.dt], gx3.shape[0],
+             _lift_array(g, p.cl), gx3, fh, fw, geo, work=gx.size)
+    else:
+        gx[...] = 0
+    return gx
 
 
 # --------------------------------------------------------------------------------------------
 # Forward and backward.
 
 
+def _check_norm(p_norm) -> float:
+    if not isinstance(p_norm, int | float | np.integer | np.floating) or isinstance(p_norm, bool):
+        raise InvalidType(f"pool: norm_type must be a number, got {p_norm!r}")
+    p_norm = float(p_norm)
+    if not p_norm > 0:  # also NaN
+        raise InvalidValue(
+            f"pool: norm_type must be > 0 (LP pooling is (sum |x|^p)^(1/p); p <= 0 has no "
+            f"such norm), got {p_norm!r}"
+        )
+    return p_norm
+
+
 def pool(
     x: np.ndarray,
-    spec: PoolSpec,
-    mode: str,
+    spec,
+    mode="max",
     *,
     channels_last: bool = False,
     return_indices: bool = False,
+    p=None,
+    scale: float = 1.0,
 ):
-    """Pool a batched array whose spatial dims match ``spec.in_size``.
+    """Pool a batched array whose spatial dims match ``spec.in_size`` with reduction ``mode``.
 
-    Returns the output in the same logical layout (and dtype) as ``x``; with ``return_indices``
-    (max only) also int64 indices flattened per (sample, channel) plane over the input's spatial
-    dims, shaped like the output.
+    Returns the output in the same logical layout (and dtype) as ``x``; with
+    ``return_indices`` (max and min) also int64 indices flattened per (sample, channel) plane
+    over the input's spatial dims, shaped like the output. ``p`` is the LP norm (> 0, inf
+    allowed) and ``scale`` the LP scale (PyTorch multiplies the mean by the window size).
     """
-    out_shape = _out_shape(x.shape, spec, channels_last)
-    v, cl = _kernel_view(x, channels_last)
-    dt = _compute_dtype(x.dtype)
-    if v.dtype != dt:
-        v = v.astype(dt)
-    vshape = v.shape
-    vout = _out_shape(vshape, spec, cl)
-    out = np.empty(vout, dt)
-    idx = np.empty(vout, np.int64) if return_indices else None
-    if out.size:
-        x3 = _lift_array(v, cl)
-        o3 = _lift_array(out, cl)
-        if mode not in MODES:
-            raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
-        geo, lo, hi, first, _, cnt = _tables(spec, dt if mode == "avg" else None)
-        variant = _kernel_variant(geo, x3.shape[4], dt)
-        if mode == "max":
-            init = dt.type(_init_value(x.dtype))  # an empty window: the input dtype's minimum
-            if return_indices:
-                _max.MAX_FWD_IDX[variant](x3, o3, _lift_array(idx, cl), init, geo, lo, hi, first)
-            else:
-                _max.MAX_FWD[variant](x3, o3, init, geo, lo, hi)
+    red = _reduction(mode)
+    _check_spec(x, spec, red, channels_last)
+    x = check_input(x, red, "x", op="pool")
+    if return_indices and not red.indices:
+        raise InvalidValue(f"pool: return_indices needs max or min pooling, got {red.name!r}")
+    if red.name == "lp":
+        p = _check_norm(p)
+        if math.isinf(p):  # max |x|, its index the argmax of |x|
+            return pool(np.abs(x), spec, "max", channels_last=channels_last,
+                        return_indices=return_indices)
+    flip = red.name == "min"
+    prob = _Problem(x, channels_last, _flip_order if flip else None)
+    idx = None
+    if isinstance(spec, PoolSpec):
+        if red.name in ("max", "min"):
+            init = _empty_value(x.dtype, largest=flip)
+            if flip:
+                init = _flip_order(np.array([init]).astype(prob.dt))[0]
+            out, idx = _uniform_max(prob, spec, prob.dt.type(init), return_indices)
+        elif red.name == "avg":
+            out = _uniform_avg(prob, spec, 0, 1.0, 1.0)
         else:
-            _avg.AVG_FWD[variant](x3, o3, geo, lo, hi, cnt)
-    if out.dtype != x.dtype:
-        out = out.astype(x.dtype)
-    if cl != channels_last:
-        perm = _perm_to_cf(out.ndim) if cl else _perm_to_cl(out.ndim)
-        out = out.transpose(perm)
-        idx = idx.transpose(perm) if idx is not None else None
-    assert out.shape == out_shape
-    return (out, idx) if return_indices else out
+            out = _uniform_avg(prob, spec, _power(p), p, scale)
+    elif isinstance(spec, AdaptiveSpec):
+        out, idx = _adaptive_reduce(prob, spec, red.name, return_indices)
+    elif isinstance(spec, FractionalSpec):
+        out, idx = _fractional_max(prob, spec, return_indices)
+    else:
+        out = _blur(prob, spec)
+    if flip:
+        out = _flip_order(out)
+    out = prob.back(out)
+    if return_indices:
+        return out, prob.back(idx, np.int64)
+    return out
 
 
 def pool_backward(
     grad_output: np.ndarray,
     x: np.ndarray,
-    spec: PoolSpec,
-    mode: str,
+    spec,
+    mode="max",
     *,
     channels_last: bool = False,
+    p=None,
+    scale: float = 1.0,
 ) -> np.ndarray:
-    """Gradient of ``pool(x, spec, mode)`` with respect to ``x``, given ``grad_output``.
+    """Gradient of ``pool(x, spec, mode, ...)`` with respect to ``x``, given ``grad_output``
+    (same dtype as ``x``, the forward output's shape).
 
-    Max: each output's gradient goes to its window's argmax (first maximum, last NaN), added in
-    output row-major order, so overlapping windows accumulate exactly as in PyTorch. Average:
-    each output's gradient divided by its divisor is spread over its window's in-bounds cells.
-    Deterministic: planes (or samples) are independent tasks.
+    Max and min: each output's gradient goes to its window's winner (first maximum, last NaN),
+    added in output row-major order, so overlapping windows accumulate exactly as in PyTorch.
+    Average: each output's gradient divided by its divisor is spread over its window. LP:
+    ``g * scale / divisor * sign(x) * (|x| / out)^(p-1)`` summed over windows (0 where the
+    window's output or the cell is 0). Blur: the transposed filter. Deterministic: planes (or
+    samples) are independent tasks.
     """
-    v, cl = _kernel_view(x, channels_last)
-    dt = _compute_dtype(x.dtype)
-    if v.dtype != dt:
-        v = v.astype(dt)
-    g = grad_output.transpose(_perm_to_cl(x.ndim) if cl else _perm_to_cf(x.ndim)) if (
-        cl != channels_last
-    ) else grad_output
-    g = np.ascontiguousarray(g, dtype=dt)
-    gx = np.empty(v.shape, dt)
-    if gx.size and g.size:
-        g3 = _lift_array(g, cl)
-        gx3 = _lift_array(gx, cl)
-        if mode not in MODES:
-            raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
-        geo, lo, hi, first, valid, cnt = _tables(spec, dt if mode == "avg" else None)
-        variant = _kernel_variant(geo, gx3.shape[4], dt)
-        if mode == "max":
-            x3 = _lift_array(v, cl)
-            tiled = all(
-                s == k and d == 1 and p == 0 and o * k <= n
-                for k, s, d, p, o, n in zip(
-                    spec.window, spec.stride, spec.dilation, spec.pad_before, spec.out_size,
-                    spec.in_size, strict=True,
-                )
-            )
-            _max.MAX_BWD[variant, tiled](x3, g3, gx3, _init_value(dt), geo, lo, hi, first, valid)
+    red = _reduction(mode)
+    _check_spec(x, spec, red, channels_last)
+    x = check_input(x, red, "x", op="pool_backward")
+    grad_output = check_grad(grad_output, x, output_shape(x.shape, spec, channels_last),
+                             op="pool_backward")
+    if red.name == "lp":
+        p = _check_norm(p)
+        return _lp_backward(grad_output, x, spec, p, scale, channels_last)
+    flip = red.name == "min"
+    prob = _Problem(x, channels_last, _flip_order if flip else None)
+    g = prob.grad(grad_output)
+    if isinstance(spec, PoolSpec):
+        if red.name in ("max", "min"):
+            init = prob.dt.type(_empty_value(prob.dt, largest=False))
+            gx = _uniform_max_backward(prob, g, spec, init)
         else:
-            _avg.avg_bwd(g3, gx3, geo, lo, hi, cnt)
+            gx = _uniform_avg_backward(prob, g, spec)
+    elif isinstance(spec, AdaptiveSpec) and _small_uniform(spec) is not None:
+        small = _small_uniform(spec)
+        if red.name == "avg":
+            gx = _uniform_avg_backward(prob, g, small)
+        else:
+            gx = _uniform_max_backward(prob, g, small, prob.dt.type(_empty_value(prob.dt,
+                                                                                 False)))
+    elif isinstance(spec, AdaptiveSpec):
+        if red.name == "avg":
+            gx = _adaptive_avg_backward(prob, g, spec)
+        else:
+            _, idx = _adaptive_reduce(prob, spec, "max", True)
+            gx = _scatter_backward(prob, g, idx)
+    elif isinstance(spec, FractionalSpec):
+        _, idx = _fractional_max(prob, spec, True)
+        gx = _scatter_backward(prob, g, idx)
     else:
-        gx[...] = 0
-    if gx.dtype != x.dtype:
-        gx = gx.astype(x.dtype)
-    if cl != channels_last:
-        gx = gx.transpose(_perm_to_cf(gx.ndim) if cl else _perm_to_cl(gx.ndim))
-    return gx
+        gx = _blur_backward(prob, g, spec)
+    return prob.back(gx)
+
+
+def _lp_backward(grad_output, x, spec: PoolSpec, p_norm: float, scale: float, cl: bool):
+    if math.isinf(p_norm):
+        gx = pool_backward(grad_output, np.abs(x), spec, "max", channels_last=cl)
+        return (gx * np.sign(x)).astype(x.dtype, copy=False)
+    dt = _compute_dtype(x.dtype)
+    xc = x.astype(dt, copy=False)
+    out = pool(xc, spec, "lp", channels_last=cl, p=p_norm, scale=scale)
+    g = grad_output.astype(dt, copy=False)
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        if p_norm == 1:
+            G = g * dt.type(scale)
+        else:
+            G = np.where(out != 0, g * dt.type(scale) * out ** dt.type(1 - p_norm), 0)
+        G = np.ascontiguousarray(G, dtype=dt)
+        prob = _Problem(xc, cl)
+        spread = prob.back(_uniform_avg_backward(prob, prob.grad(G), spec), dt)
+        ax = np.abs(xc)
+        if p_norm == 1:
+            factor = np.sign(xc)
+        elif p_norm == 2:
+            factor = xc
+        else:
+            factor = np.where(ax != 0, np.sign(xc) * ax ** dt.type(p_norm - 1), 0)
+        gx = factor * spread
+    return gx.astype(x.dtype, copy=False)
+
+
+# --------------------------------------------------------------------------------------------
+# Compositions and the ops that are not window reductions.
+
+
+def max_blur(x: np.ndarray, max_spec: PoolSpec, blur_spec: BlurSpec, *,
+             channels_last: bool = False) -> np.ndarray:
+    """MaxBlurPool (Zhang 2019): max pooling with ``max_spec`` (stride 1), then BlurPool."""
+    return pool(pool(x, max_spec, "max", channels_last=channels_last), blur_spec, "blur",
+                channels_last=channels_last)
+
+
+def max_blur_backward(grad_output: np.ndarray, x: np.ndarray, max_spec: PoolSpec,
+                      blur_spec: BlurSpec, *, channels_last: bool = False) -> np.ndarray:
+    """Gradient of :func:`max_blur`: the blur's transpose, then the max routing."""
+    m = pool(x, max_spec, "max", channels_last=channels_last)
+    gm = pool_backward(grad_output, m, blur_spec, "blur", channels_last=channels_last)
+    return pool_backward(gm, x, max_spec, "max", channels_last=channels_last)
+
+
+def _check_indices(indices, x: np.ndarray, op: str) -> np.ndarray:
+    if not isinstance(indices, np.ndarray):
+        raise InvalidType(f"{op}: indices must be a NumPy array, got {type(indices).__name__}")
+    if indices.dtype.kind not in "iu":
+        raise InvalidType(f"{op}: indices must be an integer array, got dtype {indices.dtype}")
+    if indices.shape != x.shape:
+        raise InvalidValue(f"{op}: indices must have the input's shape {x.shape}, got "
+                           f"{indices.shape}")
+    return indices
+
+
+def unpool(x: np.ndarray, indices: np.ndarray, out_size: tuple, *,
+           channels_last: bool = False) -> np.ndarray:
+    """Max-unpooling: a zero array of spatial size ``out_size`` with ``out[idx] = x`` per
+    plane (``indices`` flat per plane over ``out_size``; duplicates: the last input cell in
+    row-major order wins). An index outside the plane raises InvalidValue."""
+    op = "max_unpool"
+    x = check_input(x, "max", "input", op=op)
+    indices = _check_indices(indices, x, op)
+    if len(out_size) != x.ndim - 2 or min(out_size, default=0) < 0:
+        raise InvalidValue(f"{op}: out_size {out_size} does not fit input shape {x.shape}")
+    prob = _Problem(x, channels_last)
+    out = prob.empty(tuple(out_size))
+    if out.size or x.size:
+        iv = prob.grad(indices, np.int64)
+        bad = _unpool_kernel("UNPOOL_FWD", prob, _lift_array(iv, prob.cl),
+                             _lift_array(out, prob.cl), prob.x3)
+        if bad:
+            plane = int(np.prod(out_size))
+            j = indices[(indices < 0) | (indices >= plane)].ravel()[0]
+            raise InvalidValue(f"{op}: found an invalid max index {int(j)} (output planes are "
+                               f"of size {'x'.join(map(str, out_size))})")
+    return prob.back(out)
+
+
+def _unpool_kernel(name: str, prob: _Problem, i3, o3, src3) -> bool:
+    from ._kernels import unpool as K
+
+    n = max(src3.shape[0], o3.shape[0])
+    bad = np.zeros(n, np.int64)
+    if src3.size or o3.size:
+        c1 = src3.shape[4] == 1
+        if name == "UNPOOL_FWD":
+            _run(K.UNPOOL_FWD[c1, prob.dt], n, src3, i3, o3, bad, work=o3.size + src3.size)
+        else:
+            _run(K.UNPOOL_BWD[c1, prob.dt], n, src3, i3, o3, bad, work=o3.size + src3.size)
+    return bool(bad.any())
+
+
+def unpool_backward(grad_output: np.ndarray, x: np.ndarray, indices: np.ndarray, *,
+                    channels_last: bool = False) -> np.ndarray:
+    """Gradient of :func:`unpool` with respect to its input: ``g[idx]`` per plane (a gather;
+    an input whose value a duplicate overwrote still gets the gradient of its cell)."""
+    op = "max_unpool_backward"
+    x = check_input(x, "max", "input", op=op)
+    indices = _check_indices(indices, x, op)
+    if x.dtype.kind != "f":
+        raise InvalidType(f"{op}: the backward pass needs a floating input, got {x.dtype}")
+    if not isinstance(grad_output, np.ndarray) or grad_output.dtype != x.dtype:
+        raise InvalidType(f"{op}: grad_output must be an array of the input's dtype {x.dtype}")
+    if grad_output.ndim != x.ndim or _shape_with(grad_output.shape, (), channels_last) != \
+            _shape_with(x.shape, (), channels_last):
+        raise InvalidValue(f"{op}: grad_output shape {grad_output.shape} does not fit input "
+                           f"shape {x.shape}")
+    prob = _Problem(x, channels_last)
+    g = prob.grad(grad_output)
+    gx = np.empty(prob.v.shape, prob.dt)
+    if gx.size:
+        iv = prob.grad(indices, np.int64)
+        if _unpool_kernel("UNPOOL_BWD", prob, _lift_array(iv, prob.cl),
+                          _lift_array(gx, prob.cl), _lift_array(g, prob.cl)):
+            raise InvalidValue(f"{op}: found an invalid max index (outside the output plane)")
+    return prob.back(gx)
+
+
+def _fastest_first(stride: tuple[int, ...]) -> list[tuple[int, ...]]:
+    out = []
+    total = int(np.prod(stride))
+    for k in range(total):
+        ph, rem = [], k
+        for s in stride:
+            ph.append(rem % s)
+            rem //= s
+        out.append(tuple(ph))
+    return out
+
+
+def _polyphase_parts(x: np.ndarray, stride: tuple[int, ...], channels_last: bool):
+    """x padded circularly to multiples of the stride, and a view (N, *phases, C, *out)."""
+    rank = len(stride)
+    axes = range(1, 1 + rank) if channels_last else range(2, 2 + rank)
+    pad = [(0, 0)] * x.ndim
+    for ax, s in zip(axes, stride, strict=True):
+        pad[ax] = (0, (-x.shape[ax]) % s)
+    xp = np.pad(x, pad, mode="wrap") if any(b for _, b in pad) else x
+    return xp, list(axes)
+
+
+def polyphase(x: np.ndarray, stride: tuple[int, ...], norm: float, *,
+              channels_last: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """Adaptive polyphase sampling (Chaman & Dokmanic 2021): (output, phase per sample).
+
+    The input is padded circularly to multiples of the stride; of its polyphase components
+    ``x[..., i::s, j::s]`` each sample keeps the one with the largest ``norm`` over all its
+    channels (the first such component in Chaman & Dokmanic's order on ties; a NaN norm counts
+    as largest). A circular shift of the input shifts the output circularly.
+    """
+    xp, axes = _polyphase_parts(x, stride, channels_last)
+    phases = _fastest_first(stride)
+    n = x.shape[0]
+    norms = np.empty((n, len(phases)), np.float64)
+    comps = []
+    for k, ph in enumerate(phases):
+        sl = [slice(None)] * x.ndim
+        for ax, off, s in zip(axes, ph, stride, strict=True):
+            sl[ax] = slice(off, None, s)
+        c = xp[tuple(sl)]
+        comps.append(c)
+        a = np.abs(c.astype(np.float64)).reshape(n, -1)
+        if math.isinf(norm):
+            norms[:, k] = a.max(axis=1) if a.shape[1] else 0.0
+        elif norm == 1:
+            norms[:, k] = a.sum(axis=1)
+        elif norm == 2:
+            norms[:, k] = np.einsum("ij,ij->i", a, a)
+        else:
+            norms[:, k] = (a**norm).sum(axis=1)
+    phase = np.argmax(norms, axis=1)  # first maximum; np.argmax takes the first NaN
+    out = np.empty(comps[0].shape, x.dtype)
+    for i in range(n):
+        out[i] = comps[phase[i]][i]
+    return out, phase
+
+
+def polyphase_backward(grad_output: np.ndarray, x: np.ndarray, stride: tuple[int, ...],
+                       norm: float, *, channels_last: bool = False) -> np.ndarray:
+    """Gradient of :func:`polyphase`: each sample's gradient goes back to the cells of its
+    chosen component (the choice itself is piecewise constant), padding folded back."""
+    _, phase = polyphase(x, stride, norm, channels_last=channels_last)
+    xp, axes = _polyphase_parts(x, stride, channels_last)
+    gp = np.zeros(xp.shape, grad_output.dtype)
+    phases = _fastest_first(stride)
+    for i in range(x.shape[0]):
+        sl = [i] + [slice(None)] * (x.ndim - 1)
+        for ax, off, s in zip(axes, phases[phase[i]], stride, strict=True):
+            sl[ax] = slice(off, None, s)
+        gp[tuple(sl)] = grad_output[i]
+    for ax in axes:  # fold the circular padding back onto the cells it copied
+        L = x.shape[ax]
+        extra = gp.shape[ax] - L
+        if extra:
+            head = [slice(None)] * gp.ndim
+            tail = [slice(None)] * gp.ndim
+            head[ax] = slice(0, extra)
+            tail[ax] = slice(L, None)
+            gp[tuple(head)] += gp[tuple(tail)]
+            keep = [slice(None)] * gp.ndim
+            keep[ax] = slice(0, L)
+            gp = gp[tuple(keep)]
+    return np.ascontiguousarray(gp)

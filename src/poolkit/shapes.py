@@ -24,7 +24,11 @@ from __future__ import annotations
 
 import numbers
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .errors import InvalidType, InvalidValue
 
 __all__ = [
     "PoolSpec",
@@ -35,6 +39,17 @@ __all__ = [
     "keras_output_shape",
     "normalize_tuple",
     "normalize_data_format",
+    "AdaptiveSpec",
+    "adaptive_windows",
+    "adaptive_output_size",
+    "FractionalSpec",
+    "fractional_starts",
+    "fractional_spec",
+    "BlurSpec",
+    "blur_spec",
+    "binomial_filter",
+    "unpool_output_size",
+    "polyphase_output_size",
 ]
 
 
@@ -90,7 +105,7 @@ MAX_SIZE = 2**31 - 1
 
 def _check_size(values: tuple[int, ...], name: str, value) -> tuple[int, ...]:
     if any(abs(v) > MAX_SIZE for v in values):
-        raise ValueError(f"{name} must be at most 2**31 - 1 in absolute value, got {value!r}")
+        raise InvalidValue(f"{name} must be at most 2**31 - 1 in absolute value, got {value!r}")
     return values
 
 
@@ -102,32 +117,32 @@ def normalize_tuple(value, rank: int, name: str, *, allow_one: bool = True) -> t
     if isinstance(value, Sequence) and not isinstance(value, str | bytes):
         items = tuple(value)
         if not all(_is_int(v) for v in items):
-            raise TypeError(f"{name} must be an int or a tuple of ints, got {value!r}")
+            raise InvalidType(f"{name} must be an int or a tuple of ints, got {value!r}")
         if len(items) == rank:
             return _check_size(tuple(int(v) for v in items), name, value)
         if allow_one and len(items) == 1:
             return _check_size((int(items[0]),) * rank, name, value)
         want = f"1 or {rank}" if allow_one and rank != 1 else f"{rank}"
-        raise ValueError(
+        raise InvalidValue(
             f"{name} must be a single int or a tuple of {want} ints for {rank}-D pooling, "
             f"got {value!r} ({len(items)} values)"
         )
-    raise TypeError(
+    raise InvalidType(
         f"{name} must be an int or a tuple of ints, got {type(value).__name__} {value!r}"
     )
 
 
 def _check_positive(values: tuple[int, ...], name: str) -> None:
     if any(v <= 0 for v in values):
-        raise ValueError(f"{name} must be greater than zero in every dim, got {values}")
+        raise InvalidValue(f"{name} must be greater than zero in every dim, got {values}")
 
 
 def normalize_data_format(data_format) -> str:
     if not isinstance(data_format, str):
-        raise TypeError(f"data_format must be a string, got {data_format!r}")
+        raise InvalidType(f"data_format must be a string, got {data_format!r}")
     df = data_format.lower()
     if df not in ("channels_last", "channels_first"):
-        raise ValueError(
+        raise InvalidValue(
             f"data_format must be 'channels_last' or 'channels_first', got {data_format!r}"
         )
     return df
@@ -175,35 +190,35 @@ def torch_spec(
     p = normalize_tuple(padding, rank, "padding")
     d = normalize_tuple(dilation, rank, "dilation")
     if not isinstance(ceil_mode, bool | int):
-        raise TypeError(f"ceil_mode must be a bool, got {ceil_mode!r}")
+        raise InvalidType(f"ceil_mode must be a bool, got {ceil_mode!r}")
     _check_positive(k, "kernel_size")
     _check_positive(s, "stride")
     _check_positive(d, "dilation")
     if any(v < 0 for v in p):
-        raise ValueError(f"padding must be non-negative, got padding={p}")
+        raise InvalidValue(f"padding must be non-negative, got padding={p}")
     if any(pp > kk // 2 for pp, kk in zip(p, k, strict=True)):
-        raise ValueError(
+        raise InvalidValue(
             f"padding must be at most half of kernel_size (padding <= kernel_size // 2), "
             f"got padding={p} with kernel_size={k}"
         )
     if kernel_within_input and any(L < kk for L, kk in zip(in_size, k, strict=True)):
-        raise ValueError(
+        raise InvalidValue(
             f"{op}: input spatial size {tuple(in_size)} is smaller than kernel_size={k} in some "
             f"dim; {op} (like torch's) needs input size >= kernel_size even with padding"
         )
     divisor = 0
     if divisor_override is not None:
         if not _is_int(divisor_override):
-            raise TypeError(f"divisor_override must be an int or None, got {divisor_override!r}")
+            raise InvalidType(f"divisor_override must be an int or None, got {divisor_override!r}")
         if divisor_override == 0:
-            raise ValueError("divisor_override must not be zero, got 0")
+            raise InvalidValue("divisor_override must not be zero, got 0")
         divisor = int(divisor_override)
     out = tuple(
         torch_output_size(L, kk, ss, pp, dd, bool(ceil_mode))
         for L, kk, ss, pp, dd in zip(in_size, k, s, p, d, strict=True)
     )
     if any(o < 1 for o in out):
-        raise ValueError(
+        raise InvalidValue(
             f"{op}: output size is too small: input spatial size {tuple(in_size)} with "
             f"kernel_size={k}, stride={s}, padding={p}, dilation={d}, ceil_mode={bool(ceil_mode)} "
             f"gives output size {out}; every output dim must be at least 1"
@@ -230,7 +245,7 @@ def _keras_padding(padding, rank: int):
     if isinstance(padding, str):
         word = padding.lower()
         if word not in ("valid", "same"):
-            raise ValueError(
+            raise InvalidValue(
                 "padding must be 'valid', 'same' or a tuple of (before, after) pairs, "
                 f"got {padding!r}"
             )
@@ -241,7 +256,7 @@ def _keras_padding(padding, rank: int):
     if isinstance(padding, Sequence):
         pairs = tuple(padding)
         if len(pairs) != rank:
-            raise ValueError(
+            raise InvalidValue(
                 f"padding must have one (before, after) pair per spatial dim ({rank}), "
                 f"got {padding!r}"
             )
@@ -253,18 +268,18 @@ def _keras_padding(padding, rank: int):
             # A pair of the wrong length is a bad value; a non-int pad is a bad type.
             if isinstance(pair, Sequence) and not isinstance(pair, str | bytes):
                 if len(pair) != 2:
-                    raise ValueError(
+                    raise InvalidValue(
                         f"padding must be a tuple of (before, after) int pairs, got {padding!r} "
                         f"(a pair of {len(pair)} values)"
                     )
                 if all(_is_int(v) for v in pair):
                     out.append((int(pair[0]), int(pair[1])))
                     continue
-            raise TypeError(
+            raise InvalidType(
                 f"padding must be a tuple of (before, after) int pairs, got {padding!r}"
             )
         return tuple(out)
-    raise TypeError(
+    raise InvalidType(
         f"padding must be 'valid', 'same' or a tuple of (before, after) pairs, got {padding!r}"
     )
 
@@ -305,7 +320,7 @@ def keras_spec(
     if not isinstance(pad, str):
         for (b, a), e in zip(pad, eff, strict=True):
             if b < 0 or a < 0 or b >= e or a >= e:
-                raise ValueError(
+                raise InvalidValue(
                     f"explicit padding must satisfy 0 <= pad < effective window (so every window "
                     f"touches the input), got padding={padding!r} with effective window {eff}"
                 )
@@ -315,7 +330,7 @@ def keras_spec(
     ]
     out = tuple(o for o, _, _ in dims)
     if any(o < 1 for o in out):
-        raise ValueError(
+        raise InvalidValue(
             f"{op}: computed output size would be zero or negative: input spatial size "
             f"{tuple(in_size)} with pool_size={k}, strides={s}, padding={padding!r}, "
             f"dilation={d} gives {out}; the (padded) input must be at least as large as the window"
@@ -345,14 +360,318 @@ def keras_output_shape(
     df = normalize_data_format(data_format)
     shape = tuple(input_shape)
     if len(shape) < 3 or len(shape) > 5:
-        raise ValueError(
+        raise InvalidValue(
             f"input_shape must be (batch, *spatial, channels) with 1 to 3 spatial dims, "
             f"got {input_shape!r}"
         )
     spatial = shape[1:-1] if df == "channels_last" else shape[2:]
     if not all(_is_int(v) and v > 0 for v in spatial):
-        raise ValueError(f"spatial dims of input_shape must be positive ints, got {input_shape!r}")
+        raise InvalidValue(
+            f"spatial dims of input_shape must be positive ints, got {input_shape!r}"
+        )
     spec = keras_spec(spatial, pool_size, strides, padding, dilation, op="output_shape")
     if df == "channels_last":
         return (shape[0], *spec.out_size, shape[-1])
     return (shape[0], shape[1], *spec.out_size)
+
+
+# --------------------------------------------------------------------------------------------
+# Adaptive windows (PyTorch's AdaptivePooling.h, in integers).
+
+
+def adaptive_windows(L: int, O: int) -> tuple[np.ndarray, np.ndarray]:
+    """(start, count) of the ``O`` adaptive windows over a dim of length ``L``::
+
+        start(i) = floor(i * L / O)        end(i) = ceil((i + 1) * L / O)
+
+    computed in integers (float versions are wrong for large sizes, pytorch#81409). Windows
+    cover the dim, overlap by one cell where ``L % O != 0``, and repeat cells when ``O > L``.
+    """
+    i = np.arange(O, dtype=np.int64)
+    start = (i * L) // O
+    end = ((i + 1) * L + O - 1) // O
+    return start, end - start
+
+
+@dataclass(frozen=True)
+class AdaptiveSpec:
+    """Adaptive pooling: output size ``out_size`` for input ``in_size``; window ``i`` of a dim
+    is :func:`adaptive_windows`'s. Global pooling is ``out_size = (1, ...)``."""
+
+    in_size: tuple[int, ...]
+    out_size: tuple[int, ...]
+
+    @property
+    def rank(self) -> int:
+        return len(self.in_size)
+
+    def windows(self, r: int) -> tuple[np.ndarray, np.ndarray]:
+        return adaptive_windows(self.in_size[r], self.out_size[r])
+
+    def uniform(self) -> PoolSpec | None:
+        """The same windows as a uniform spec when every dim divides evenly, else None."""
+        if any(o == 0 or L % o for L, o in zip(self.in_size, self.out_size, strict=True)):
+            return None
+        k = tuple(L // o for L, o in zip(self.in_size, self.out_size, strict=True))
+        zero = (0,) * self.rank
+        return PoolSpec(self.in_size, k, k, (1,) * self.rank, zero, zero, self.out_size)
+
+
+def adaptive_output_size(in_size: Sequence[int], output_size, *, op: str) -> tuple[int, ...]:
+    """``output_size`` (an int, or a tuple whose None entries keep the input size) resolved for
+    spatial size ``in_size``, as PyTorch resolves it: sizes >= 0 (0 gives an empty output)."""
+    rank = len(in_size)
+    if output_size is None:
+        raise InvalidType(f"{op}: output_size must be an int or a tuple of {rank} ints or "
+                          f"None, got None")
+    if _is_int(output_size):
+        sizes = (int(output_size),) * rank
+    elif isinstance(output_size, Sequence) and not isinstance(output_size, str | bytes):
+        items = tuple(output_size)
+        if len(items) != rank:
+            raise InvalidValue(f"{op}: output_size must be an int or a tuple of {rank} ints "
+                               f"or None, got {output_size!r} ({len(items)} values)")
+        if not all(v is None or _is_int(v) for v in items):
+            raise InvalidType(f"{op}: output_size entries must be ints or None, got "
+                              f"{output_size!r}")
+        sizes = tuple(int(L) if v is None else int(v)
+                      for L, v in zip(in_size, items, strict=True))
+    else:
+        raise InvalidType(f"{op}: output_size must be an int or a tuple of {rank} ints or "
+                          f"None, got {type(output_size).__name__} {output_size!r}")
+    if any(o < 0 for o in sizes):
+        raise InvalidValue(f"{op}: elements of output_size must be >= 0, got {output_size!r}")
+    _check_size(sizes, "output_size", output_size)
+    return sizes
+
+
+# --------------------------------------------------------------------------------------------
+# Fractional max pooling (PyTorch's FractionalMaxPooling.h).
+
+
+def fractional_starts(L: int, O: int, k: int, u: np.ndarray, dtype) -> np.ndarray:
+    """Window starts of fractional max pooling for samples ``u`` (any shape, values in [0, 1)):
+    ``alpha = (L - k) / (O - 1)`` in ``dtype`` (the input's), ``start[i] = int((i + u) *
+    alpha) - int(u * alpha)`` for ``i < O - 1`` and ``start[O - 1] = L - k``; result shape
+    ``u.shape + (O,)``, int64. Every window lies inside ``[0, L)`` when ``O + k - 1 <= L``."""
+    dt = np.dtype(dtype)
+    u = np.asarray(u, dt)
+    out = np.empty(u.shape + (O,), np.int64)
+    if O == 0:
+        return out
+    out[..., O - 1] = L - k
+    if O > 1:
+        alpha = dt.type(L - k) / dt.type(O - 1)
+        i = np.arange(O - 1, dtype=dt)
+        seq = ((i + u[..., None]) * alpha).astype(np.int64) - (u * alpha).astype(np.int64)[
+            ..., None
+        ]
+        out[..., : O - 1] = seq
+    return out
+
+
+@dataclass(frozen=True)
+class FractionalSpec:
+    """Fractional max pooling: windows of size ``window`` starting at ``starts[p, r, o]`` for
+    plane ``p`` (n*C + c), dim ``r`` and output ``o`` (padded to the longest dim)."""
+
+    in_size: tuple[int, ...]
+    out_size: tuple[int, ...]
+    window: tuple[int, ...]
+    starts: np.ndarray = field(compare=False, repr=False)
+
+    @property
+    def rank(self) -> int:
+        return len(self.in_size)
+
+
+def _ratio(value, rank: int, op: str) -> tuple[float, ...]:
+    if isinstance(value, numbers.Real) and not isinstance(value, bool):
+        items = (float(value),) * rank
+    elif isinstance(value, Sequence) and not isinstance(value, str | bytes) and all(
+        isinstance(v, numbers.Real) and not isinstance(v, bool) for v in value
+    ):
+        items = tuple(float(v) for v in value)
+        if len(items) != rank:
+            raise InvalidValue(f"{op}: output_ratio must be a number or a tuple of {rank} "
+                               f"numbers, got {value!r}")
+    else:
+        raise InvalidType(f"{op}: output_ratio must be a number or a tuple of {rank} numbers, "
+                          f"got {value!r}")
+    if not all(0.0 < r < 1.0 for r in items):
+        raise InvalidValue(f"{op}: output_ratio must be in (0, 1) in every dim, got {value!r}")
+    return items
+
+
+def fractional_spec(in_size: Sequence[int], planes: int, kernel_size, output_size=None,
+                    output_ratio=None, samples: np.ndarray | None = None, *, dtype,
+                    op: str) -> FractionalSpec:
+    """Validate PyTorch's fractional_max_pool arguments for spatial size ``in_size`` and
+    ``planes`` = N*C planes; ``samples`` is (planes, rank) in [0, 1), column ``r`` driving dim
+    ``r`` (the front-end reorders torch's ``_random_samples``). Accepts what torch 2.13 accepts
+    except a window of size 0 and samples outside [0, 1) (torch reads outside the input with
+    them), and also a plain number as ``output_ratio`` (documented by torch, rejected by 2.13).
+    Size rule (torch's): 2-D needs ``O + k - 1 <= L``, 3-D ``O + k - 1 < L``."""
+    rank = len(in_size)
+    k = normalize_tuple(kernel_size, rank, "kernel_size")
+    _check_positive(k, "kernel_size")
+    if output_size is None and output_ratio is None:
+        raise InvalidValue(f"{op} requires specifying either an output_size or an "
+                           f"output_ratio")
+    if output_size is not None:
+        out = normalize_tuple(output_size, rank, "output_size")
+        if any(o < 0 for o in out):
+            raise InvalidValue(f"{op}: output_size must be >= 0, got {output_size!r}")
+    else:
+        out = tuple(int(L * r) for L, r in zip(in_size, _ratio(output_ratio, rank, op),
+                                                strict=True))
+    for L, o, kk, name in zip(in_size, out, k, ("time", "height", "width")[-rank:],
+                              strict=True):
+        too_large = (o + kk - 1 > L) if rank == 2 else (o + kk - 1 >= L)
+        if too_large:
+            rule = "<=" if rank == 2 else "<"
+            raise InvalidValue(
+                f"{op}: pool {name} {kk} too large relative to input {name} {L}: with output "
+                f"size {o} it needs output_size + kernel_size - 1 {rule} input size"
+            )
+    if samples is None:
+        samples = np.random.default_rng().random((planes, rank))
+    else:
+        samples = np.asarray(samples)
+        if samples.shape != (planes, rank):
+            raise InvalidValue(f"{op}: _random_samples must have shape (N, C, {rank}), got "
+                               f"{samples.shape[:-1] if samples.ndim else ()} planes")
+        if not np.all((samples >= 0) & (samples < 1)):
+            raise InvalidValue(f"{op}: _random_samples must lie in [0, 1) (other values put "
+                               f"windows outside the input)")
+    omax = max(out) if out else 0
+    starts = np.zeros((planes, 3, max(omax, 1)), np.int64)
+    lift = 3 - rank
+    for r in range(rank):
+        starts[:, lift + r, : out[r]] = fractional_starts(in_size[r], out[r], k[r],
+                                                          samples[:, r], dtype)
+    return FractionalSpec(tuple(int(v) for v in in_size), out, k, starts)
+
+
+# --------------------------------------------------------------------------------------------
+# BlurPool (Zhang 2019): a binomial filter with padding, then a stride.
+
+BINOMIAL = {1: (1,), 2: (1, 1), 3: (1, 2, 1), 4: (1, 3, 3, 1), 5: (1, 4, 6, 4, 1),
+            6: (1, 5, 10, 10, 5, 1), 7: (1, 6, 15, 20, 15, 6, 1)}
+PAD_TYPES = {"reflect": 0, "refl": 0, "repl": 1, "replicate": 1, "zero": 2}
+
+
+def binomial_filter(filt_size: int) -> np.ndarray:
+    """The 1-D taps ``a / sum(a)`` of Zhang's filter of size 1..7 (float64, exact: the sum is
+    a power of two); the 2-D filter is their outer product."""
+    a = np.array(BINOMIAL[filt_size], np.float64)
+    return a / a.sum()
+
+
+@dataclass(frozen=True)
+class BlurSpec:
+    """BlurPool per spatial dim: filter size ``filt``, ``stride``, padding ``pad_before`` =
+    floor((filt-1)/2) and ``pad_after`` = ceil((filt-1)/2) of type ``mode`` (0 reflect,
+    1 replicate, 2 zero); ``out = ceil(in / stride)``. ``filt = 1`` is plain subsampling."""
+
+    in_size: tuple[int, ...]
+    filt: int
+    stride: tuple[int, ...]
+    mode: int
+    out_size: tuple[int, ...]
+
+    @property
+    def rank(self) -> int:
+        return len(self.in_size)
+
+    @property
+    def pad_before(self) -> int:
+        return 0 if self.filt == 1 else (self.filt - 1) // 2
+
+    @property
+    def pad_after(self) -> int:
+        return 0 if self.filt == 1 else self.filt // 2
+
+
+def blur_spec(in_size: Sequence[int], filt_size=4, stride=2, pad_type="reflect", *,
+              op: str) -> BlurSpec:
+    """Validate BlurPool arguments for spatial size ``in_size`` (1 or 2 dims). Reflection
+    padding needs every input dim larger than the padding (as PyTorch's ReflectionPad)."""
+    rank = len(in_size)
+    if not _is_int(filt_size):
+        raise InvalidType(f"{op}: filt_size must be an int from 1 to 7, got {filt_size!r}")
+    if filt_size not in BINOMIAL:
+        raise InvalidValue(f"{op}: filt_size must be an int from 1 to 7, got {filt_size!r}")
+    s = normalize_tuple(stride, rank, "stride")
+    _check_positive(s, "stride")
+    if not isinstance(pad_type, str):
+        raise InvalidType(f"{op}: pad_type must be 'reflect', 'repl' or 'zero', got "
+                          f"{pad_type!r}")
+    if pad_type not in PAD_TYPES:
+        raise InvalidValue(f"{op}: pad_type must be 'reflect' (or 'refl'), 'repl' (or "
+                           f"'replicate') or 'zero', got {pad_type!r}")
+    mode = PAD_TYPES[pad_type]
+    pad_after = 0 if filt_size == 1 else filt_size // 2
+    if mode == 0 and any(L <= pad_after for L in in_size):
+        raise InvalidValue(
+            f"{op}: reflection padding of {pad_after} needs every spatial dim larger than "
+            f"{pad_after}, got input spatial size {tuple(in_size)} (use pad_type='repl' or "
+            f"'zero', or a smaller filt_size)"
+        )
+    out = tuple(-(-L // ss) for L, ss in zip(in_size, s, strict=True))
+    return BlurSpec(tuple(int(v) for v in in_size), int(filt_size), s, mode, out)
+
+
+# --------------------------------------------------------------------------------------------
+# Max-unpooling (torch.nn.functional._unpool_output_size).
+
+
+def unpool_output_size(in_size: Sequence[int], kernel_size, stride=None, padding=0,
+                       output_size=None, *, op: str) -> tuple[int, ...]:
+    """PyTorch's output size of max_unpool: ``(in - 1) * stride - 2 * padding + kernel_size``
+    per dim, or ``output_size`` (spatial, or with N and C in front) if every dim lies strictly
+    between that default minus and plus the stride."""
+    rank = len(in_size)
+    k = normalize_tuple(kernel_size, rank, "kernel_size")
+    s = k if stride is None else normalize_tuple(stride, rank, "stride")
+    p = normalize_tuple(padding, rank, "padding")
+    _check_positive(k, "kernel_size")
+    _check_positive(s, "stride")
+    if any(v < 0 for v in p):
+        raise InvalidValue(f"{op}: padding must be non-negative, got padding={p}")
+    default = tuple((L - 1) * ss - 2 * pp + kk
+                    for L, ss, pp, kk in zip(in_size, s, p, k, strict=True))
+    if output_size is None:
+        sizes = default
+    else:
+        if _is_int(output_size) or not isinstance(output_size, Sequence) or isinstance(
+            output_size, str | bytes
+        ):
+            raise InvalidType(f"{op}: output_size must be a sequence of {rank} or {rank + 2} "
+                              f"ints, got {output_size!r}")
+        items = tuple(output_size)
+        if len(items) == rank + 2:
+            items = items[2:]
+        if len(items) != rank:
+            raise InvalidValue(f"{op}: output_size should be a sequence containing {rank} or "
+                               f"{rank + 2} elements, but it has a length of {len(output_size)}")
+        if not all(_is_int(v) for v in items):
+            raise InvalidType(f"{op}: output_size must hold ints, got {output_size!r}")
+        sizes = tuple(int(v) for v in items)
+        for d, (o, dd, ss) in enumerate(zip(sizes, default, s, strict=True)):
+            if not dd - ss < o < dd + ss:
+                raise InvalidValue(f"{op}: invalid output_size {tuple(output_size)!r} (dim {d} "
+                                   f"must be between {dd - ss} and {dd + ss}, exclusive)")
+    if any(o < 0 for o in sizes):
+        raise InvalidValue(f"{op}: output_size must contain non-negative spatial dimensions, "
+                           f"got {sizes} (input {tuple(in_size)}, kernel_size={k}, stride={s}, "
+                           f"padding={p})")
+    _check_size(sizes, "output_size", output_size)
+    return sizes
+
+
+def polyphase_output_size(in_size: Sequence[int], stride: Sequence[int]) -> tuple[int, ...]:
+    """Output size of adaptive polyphase sampling: ``ceil(L / s)`` (the input is first padded
+    circularly to a multiple of the stride)."""
+    return tuple(-(-L // s) for L, s in zip(in_size, stride, strict=True))
+

@@ -20,31 +20,32 @@ whose body is a one-trip channel loop around a large window (so C == 1 has loops
 """
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
+from ._jit import Kernel, sig
 from .rows import (
     V_ANY,
     V_ANY_C1,
-    VARIANTS,
     V_2x2,
     V_2x2_C1,
+    V_2x2s1,
+    V_2x2s1_C1,
     V_3x3s1_C1,
     V_3x3s2,
     V_3x3s2_C1,
     chunk_bounds,
     next_row,
-    num_chunks,
     row_coords,
     window_rows,
 )
 
 
-@njit(cache=True, inline="always")
+@njit(inline="always")
 def _better(v, m):
     return v > m or v != v
 
 
-@njit(cache=True, inline="always")
+@njit(inline="always")
 def _group_max(x0, x1, x2, col, K, Dl, C, c, R):
     """Max over R (2 or 3) window rows (views x0, x1, x2) at columns col + j*Dl, channel c."""
     m = x0[col * C + c]
@@ -61,7 +62,7 @@ def _group_max(x0, x1, x2, col, K, Dl, C, c, R):
     return m
 
 
-@njit(cache=True, inline="always")
+@njit(inline="always")
 def _pair_argmax(x0, x1, s0, s1, col, K, Dl, C, c):
     """Like _pair_max, also returning the flat spatial index (views start at s0, s1)."""
     m = x0[col * C + c]
@@ -79,7 +80,7 @@ def _pair_argmax(x0, x1, s0, s1, col, K, Dl, C, c):
     return m, i
 
 
-@njit(cache=True, inline="always")
+@njit(inline="always")
 def _pair_argmax_arith(x0, x1, s0, s1, col, K, Dl, C, c):
     """_pair_argmax without data-dependent branches: m is the pair's maximum (PyTorch's rule);
     its position k in row-major order is the first cell equal to m or, if m is NaN, the last
@@ -109,9 +110,11 @@ def _pair_argmax_arith(x0, x1, s0, s1, col, K, Dl, C, c):
     return m, s0 + r * (s1 - s0) + col + (k - r * K) * Dl
 
 
-@njit(cache=True, inline="always")
+@njit(inline="always")
 def _border(mrow, irow, xs, rows, g, nr, ow, W, K, S, Dl, pw, C, with_idx):
-    """Border column ow: cell by cell with bounds checks, rows[g:g+nr] in order."""
+    """Border column ow: cell by cell with bounds checks, rows[g:g+nr] in order. A function
+    of its own, not inlined: border columns are few, and inlining this code into every loop
+    nest cost compile time for nothing."""
     start = ow * S - pw
     for r in range(g, g + nr):
         for j in range(K):
@@ -125,7 +128,7 @@ def _border(mrow, irow, xs, rows, g, nr, ow, W, K, S, Dl, pw, C, with_idx):
                             irow[ow * C + c] = rows[r] + pos
 
 
-@njit(cache=True, boundscheck=False, _nrt=False)
+@njit(boundscheck=False, _nrt=False)
 def _max_chunk(x, out, t0, t1, init, geo, lo, hi, rows, dummy, K, S, Dl, C, R):
     """Output rows t0..t1 (flat over N, OD, OH) of max pooling without indices; window rows
     are taken R (2 or 3) at a time, the last valid row standing in for missing ones."""
@@ -155,19 +158,21 @@ def _max_chunk(x, out, t0, t1, init, geo, lo, hi, rows, dummy, K, S, Dl, C, R):
             x2 = xs[(rows[min(g + 2, nr - 1)] + a * S - pw) * C :]
             # C == 1 gets loops without the channel loop: LLVM does not remove a one-trip
             # loop around a large body before vectorising, and then the column loop stays
-            # scalar (measured for 3x3/2: 12 -> 7.6 ms).
-            if g == 0 and C == 1:
-                for ow in range(n_in):
-                    o[ow] = _group_max(x0, x1, x2, ow * S, K, Dl, 1, 0, R)
+            # scalar (measured for 3x3/2: 12 -> 7.6 ms). The test on C alone comes first:
+            # with a literal C, Numba prunes the other pair of loops before compiling them.
+            if C == 1:
+                if g == 0:
+                    for ow in range(n_in):
+                        o[ow] = _group_max(x0, x1, x2, ow * S, K, Dl, 1, 0, R)
+                else:
+                    for ow in range(n_in):
+                        m = _group_max(x0, x1, x2, ow * S, K, Dl, 1, 0, R)
+                        p = o[ow]
+                        o[ow] = m if _better(m, p) else p
             elif g == 0:
                 for ow in range(n_in):
                     for c in range(C):
                         o[ow * C + c] = _group_max(x0, x1, x2, ow * S, K, Dl, C, c, R)
-            elif C == 1:
-                for ow in range(n_in):
-                    m = _group_max(x0, x1, x2, ow * S, K, Dl, 1, 0, R)
-                    p = o[ow]
-                    o[ow] = m if _better(m, p) else p
             else:
                 for ow in range(n_in):
                     for c in range(C):
@@ -181,7 +186,7 @@ def _max_chunk(x, out, t0, t1, init, geo, lo, hi, rows, dummy, K, S, Dl, C, R):
                 _border(orow, dummy, xs, rows, g, k, ow, W, K, S, Dl, pw, C, False)
 
 
-@njit(cache=True, inline="always")
+@njit(inline="always")
 def _argmax_row(xs, od, oh, mrow, irow, rows, init, geo, lo, hi, first, H, W, K, S, Dl, C):
     """Max and flat per-plane spatial index of every window of output row (od, oh)."""
     pw, a, b = geo[2, 3], geo[2, 4], geo[2, 5]
@@ -222,7 +227,7 @@ def _argmax_row(xs, od, oh, mrow, irow, rows, init, geo, lo, hi, first, H, W, K,
             _border(mrow, irow, xs, rows, g, k, ow, W, K, S, Dl, pw, C, True)
 
 
-@njit(cache=True, boundscheck=False, _nrt=False)
+@njit(boundscheck=False, _nrt=False)
 def _max_idx_chunk(x, out, idx, t0, t1, init, geo, lo, hi, first, rows, K, S, Dl, C):
     D, H, W = x.shape[1], x.shape[2], x.shape[3]
     OD, OH, OW = out.shape[1], out.shape[2], out.shape[3]
@@ -239,7 +244,7 @@ def _max_idx_chunk(x, out, idx, t0, t1, init, geo, lo, hi, first, rows, K, S, Dl
         n, od, oh = next_row(n, od, oh, OD, OH)
 
 
-@njit(cache=True, inline="always")
+@njit(inline="always")
 def _tiled_bwd_row(xs, gs, grow, rows, nr, mrow, found, OW, K, C):
     """Gradient cells of one output row whose windows tile their nr input rows: each cell is
     written once, g at its window's argmax and 0 elsewhere, without computing indices.
@@ -326,7 +331,7 @@ def _tiled_bwd_row(xs, gs, grow, rows, nr, mrow, found, OW, K, C):
                     gs[last] = grow[ow * C + c]
 
 
-@njit(cache=True, boundscheck=False, _nrt=False)
+@njit(boundscheck=False, _nrt=False)
 def _max_bwd_tiled(x, g, gx, n, geo, lo, hi, rows, mrow, found, K, C):
     """gx[n] from g[n] when the windows tile the input (no overlap, padding or partial
     windows): every gradient cell is written exactly once (_tiled_bwd_row), and the cells no
@@ -350,7 +355,7 @@ def _max_bwd_tiled(x, g, gx, n, geo, lo, hi, rows, mrow, found, K, C):
             _tiled_bwd_row(xs, gs, grow, rows, nr, mrow, found, OW, K, C)
 
 
-@njit(cache=True, boundscheck=False, _nrt=False)
+@njit(boundscheck=False, _nrt=False)
 def _max_bwd_scatter(x, g, gx, n, init, geo, lo, hi, first, valid, rows, mrow, irow, K, S, Dl, C):
     """gx[n] from g[n], general case: the sample is zeroed while in cache, then each window's
     gradient is added at its argmax in output row-major order, as PyTorch does, so
@@ -374,31 +379,34 @@ def _max_bwd_scatter(x, g, gx, n, init, geo, lo, hi, first, valid, rows, mrow, i
                     gs[irow[ow * C + c] * C + c] += grow[ow * C + c]
 
 
-# Entry points (see engine.py): one per kernel variant (see rows.variant), each a closure over
-# its variant. Numba prunes the branches of a closure's ``if variant == ...`` at compile time,
-# so an entry compiles only its own specialisation: literal window width, stride and channel
-# count for the common 2-D cases; anything else runs the same code with runtime values.
-# (Passed on as a function argument the variant is not pruned, and every entry would compile
-# every specialisation.) The literal sizes must be written in the call itself: through
-# ``*args`` they arrive as plain int64 and the specialisation is silently lost (2x slower).
+# Entry points (see engine.py): one Kernel per entry, one specialisation per (variant, dtype)
+# (see _jit.py and rows.variant). The variant is a compile-time constant of each
+# specialisation, so Numba prunes the other variants' branches and a specialisation compiles
+# only its own code: literal window width, stride and channel count for the common 2-D cases;
+# anything else runs the same code with runtime values. The literal sizes must be written in
+# the call itself: through ``*args`` they arrive as plain int64 and the specialisation is
+# silently lost (2x slower). Each entry runs a range of tasks (output-row chunks or samples);
+# poolkit._threads runs ranges on several threads.
 
 
-def _max_fwd_entry(variant):
-    @njit(cache=True, parallel=True)
-    def max_fwd(x, out, init, geo, lo, hi):
+def _max_fwd(variant, dtype):
+    def max_fwd(x, out, init, geo, lo, hi, n_chunks, c0, c1):
         n_rows = out.shape[0] * out.shape[1] * out.shape[2]
-        n_chunks = num_chunks(n_rows)
         kw, sw, dw, C = geo[2, 0], geo[2, 1], geo[2, 2], x.shape[4]
-        for ch in prange(n_chunks):
+        rows = np.empty(geo[0, 0] * geo[1, 0], np.int64)
+        dummy = np.empty(0, np.int64)
+        for ch in range(c0, c1):
             t0, t1 = chunk_bounds(ch, n_chunks, n_rows)
-            rows = np.empty(geo[0, 0] * geo[1, 0], np.int64)
-            dummy = np.empty(0, np.int64)
             if variant == V_2x2_C1:
                 _max_chunk(x, out, t0, t1, init, geo, lo, hi, rows, dummy, 2, 2, 1, 1, 2)
             elif variant == V_3x3s2_C1:
                 _max_chunk(x, out, t0, t1, init, geo, lo, hi, rows, dummy, 3, 2, 1, 1, 3)
             elif variant == V_3x3s1_C1:
                 _max_chunk(x, out, t0, t1, init, geo, lo, hi, rows, dummy, 3, 1, 1, 1, 3)
+            elif variant == V_2x2s1_C1:
+                _max_chunk(x, out, t0, t1, init, geo, lo, hi, rows, dummy, 2, 1, 1, 1, 2)
+            elif variant == V_2x2s1:
+                _max_chunk(x, out, t0, t1, init, geo, lo, hi, rows, dummy, 2, 1, 1, C, 2)
             elif variant == V_2x2:
                 _max_chunk(x, out, t0, t1, init, geo, lo, hi, rows, dummy, 2, 2, 1, C, 2)
             elif variant == V_3x3s2:
@@ -407,69 +415,67 @@ def _max_fwd_entry(variant):
                 _max_chunk(x, out, t0, t1, init, geo, lo, hi, rows, dummy, kw, sw, dw, 1, 2)
             else:
                 _max_chunk(x, out, t0, t1, init, geo, lo, hi, rows, dummy, kw, sw, dw, C, 2)
-        return out
 
     return max_fwd
 
 
-def _max_fwd_idx_entry(variant):
-    @njit(cache=True, parallel=True)
-    def max_fwd_idx(x, out, idx, init, geo, lo, hi, first):
+def _max_fwd_idx(variant, dtype):
+    def max_fwd_idx(x, out, idx, init, geo, lo, hi, first, n_chunks, c0, c1):
         n_rows = out.shape[0] * out.shape[1] * out.shape[2]
-        n_chunks = num_chunks(n_rows)
         kw, sw, dw, C = geo[2, 0], geo[2, 1], geo[2, 2], x.shape[4]
-        for ch in prange(n_chunks):
+        rows = np.empty(geo[0, 0] * geo[1, 0], np.int64)
+        for ch in range(c0, c1):
             t0, t1 = chunk_bounds(ch, n_chunks, n_rows)
-            rows = np.empty(geo[0, 0] * geo[1, 0], np.int64)
             if variant == V_2x2_C1:
                 _max_idx_chunk(x, out, idx, t0, t1, init, geo, lo, hi, first, rows, 2, 2, 1, 1)
             elif variant == V_2x2:
                 _max_idx_chunk(x, out, idx, t0, t1, init, geo, lo, hi, first, rows, 2, 2, 1, C)
-            elif variant == V_ANY_C1 or variant == V_3x3s2_C1 or variant == V_3x3s1_C1:
+            elif (variant == V_ANY_C1 or variant == V_3x3s2_C1 or variant == V_3x3s1_C1
+                  or variant == V_2x2s1_C1):
                 _max_idx_chunk(x, out, idx, t0, t1, init, geo, lo, hi, first, rows, kw, sw, dw, 1)
             else:
                 _max_idx_chunk(x, out, idx, t0, t1, init, geo, lo, hi, first, rows, kw, sw, dw, C)
-        return out, idx
 
     return max_fwd_idx
 
 
-def _max_bwd_entry(variant, tiled):
-    @njit(cache=True, parallel=True)
-    def max_bwd(x, g, gx, init, geo, lo, hi, first, valid):
-        """Gradient of max pooling; one sample (or channels-first plane) per task: race-free
-        and deterministic. ``valid[r, o]`` is 0 for a window with no in-bounds cell, whose
-        gradient goes nowhere."""
+def _max_bwd(variant, tiled, dtype):
+    def max_bwd(x, g, gx, init, geo, lo, hi, first, valid, n0, n1):
+        """Gradient of max pooling for samples (or channels-first planes) n0..n1: each task
+        writes only its own samples, so results are race-free and deterministic.
+        ``valid[r, o]`` is 0 for a window with no in-bounds cell, whose gradient goes nowhere."""
         kw, sw, dw, C = geo[2, 0], geo[2, 1], geo[2, 2], x.shape[4]
-        for n in prange(x.shape[0]):
-            rows = np.empty(geo[0, 0] * geo[1, 0], np.int64)
-            mrow = np.empty(g.shape[3] * C, x.dtype)
-            irow = np.empty(g.shape[3] * C, np.int64)
+        rows = np.empty(geo[0, 0] * geo[1, 0], np.int64)
+        mrow = np.empty(g.shape[3] * C, x.dtype)
+        irow = np.empty(g.shape[3] * C, np.int64)
+        for n in range(n0, n1):
             if tiled:
                 if variant == V_2x2_C1:
                     _max_bwd_tiled(x, g, gx, n, geo, lo, hi, rows, mrow, irow, 2, 1)
                 elif variant == V_2x2:
                     _max_bwd_tiled(x, g, gx, n, geo, lo, hi, rows, mrow, irow, 2, C)
-                elif variant == V_ANY_C1 or variant == V_3x3s2_C1 or variant == V_3x3s1_C1:
+                elif (variant == V_ANY_C1 or variant == V_3x3s2_C1 or variant == V_3x3s1_C1
+                      or variant == V_2x2s1_C1):
                     _max_bwd_tiled(x, g, gx, n, geo, lo, hi, rows, mrow, irow, kw, 1)
                 else:
                     _max_bwd_tiled(x, g, gx, n, geo, lo, hi, rows, mrow, irow, kw, C)
+            elif variant == V_ANY or variant == V_2x2 or variant == V_3x3s2 or variant == V_2x2s1:
+                _max_bwd_scatter(
+                    x, g, gx, n, init, geo, lo, hi, first, valid, rows, mrow, irow, kw, sw, dw, C
+                )
             else:
-                if variant == V_ANY or variant == V_2x2 or variant == V_3x3s2:
-                    _max_bwd_scatter(
-                        x, g, gx, n, init, geo, lo, hi, first, valid, rows, mrow, irow,
-                        kw, sw, dw, C,
-                    )
-                else:
-                    _max_bwd_scatter(
-                        x, g, gx, n, init, geo, lo, hi, first, valid, rows, mrow, irow,
-                        kw, sw, dw, 1,
-                    )
-        return gx
+                _max_bwd_scatter(
+                    x, g, gx, n, init, geo, lo, hi, first, valid, rows, mrow, irow, kw, sw, dw, 1
+                )
 
     return max_bwd
 
 
-MAX_FWD = {v: _max_fwd_entry(v) for v in VARIANTS}
-MAX_FWD_IDX = {v: _max_fwd_idx_entry(v) for v in VARIANTS}
-MAX_BWD = {(v, t): _max_bwd_entry(v, t) for v in VARIANTS for t in (False, True)}
+MAX_FWD = Kernel("max_fwd", _max_fwd, lambda v, dt: sig(dt, "x5", "o5", "s", "i2", "i2", "i2",
+                                                          "i", "i", "i"))
+MAX_FWD_IDX = Kernel("max_fwd_idx", _max_fwd_idx,
+                     lambda v, dt: sig(dt, "x5", "o5", "j5", "s", "i2", "i2", "i2", "i2", "i",
+                                       "i", "i"))
+MAX_BWD = Kernel("max_bwd", _max_bwd,
+                 lambda v, t, dt: sig(dt, "x5", "x5", "o5", "s", "i2", "i2", "i2", "i2", "i2",
+                                      "i", "i"))

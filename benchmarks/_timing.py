@@ -1,0 +1,44 @@
+"""Timing helpers shared by the benchmarks: interleaved rounds, medians and minimums."""
+
+from __future__ import annotations
+
+import statistics
+import time
+
+
+def time_calls(fn, repeats: int) -> list[float]:
+    fn()
+    out = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        fn()
+        out.append(time.perf_counter() - t)
+    return out
+
+
+def interleaved(fa, fb, rounds: int, per_round: int = 3) -> tuple[list[float], list[float]]:
+    """Times of ``fa`` and ``fb`` in alternating rounds, so load on a shared machine hits both
+    alike."""
+    fa()
+    fb()
+    ta, tb = [], []
+    for _ in range(rounds):
+        ta += time_calls(fa, per_round)
+        tb += time_calls(fb, per_round)
+    return ta, tb
+
+
+def fmt(ts: list[float]) -> str:
+    return f"{statistics.median(ts) * 1e3:8.2f} {min(ts) * 1e3:8.2f}"
+
+
+def ratio_row(name: str, tt: list[float], tp: list[float], target: float | None = None) -> str:
+    su_med = statistics.median(tt) / statistics.median(tp)
+    su_min = min(tt) / min(tp)
+    goal = "" if target is None else f"  (target >= {target:g}x: " + (
+        "met" if su_med >= target else "NOT met") + ")"
+    return f"{name:40s} {fmt(tt)}    {fmt(tp)}   {su_med:10.1f}x {su_min:5.1f}x{goal}"
+
+
+HEADER = (f"{'case':40s} {'torch med':>9s} {'min':>8s} {'poolkit med':>11s} {'min':>8s} "
+          f"{'speed-up med':>12s} {'min':>6s}")

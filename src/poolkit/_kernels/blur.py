@@ -1,0 +1,145 @@
+"""BlurPool kernels (a separable weighted window with padding and a stride), forward beside
+backward.
+
+Arrays are (N, 1, H, W, C), C-contiguous (channels-first arrives as (N*C, 1, H, W, 1)); 1-D
+problems have H = 1 and a one-tap vertical filter. Output row ``oh`` reads padded rows
+``oh*sh - ph + j`` for ``j < len(fh)``, output column ``ow`` padded columns ``ow*sw - pw + j``;
+a padded position maps to an input position by ``mode``: 0 reflect (``-q``, ``2L-2-q``),
+1 replicate (clamped), 2 zero (dropped). The taps ``fh``/``fw`` are Zhang's normalised
+binomial coefficients, so the 2-D window's weights are ``fh[i]*fw[j]``. Rows are combined
+first (vectorised over W*C), then columns: interior columns without any padding logic, the
+few border columns through the mapping. One task is one sample (or channels-first plane).
+
+The horizontal filter length ``K`` and channels-first ``C1`` are literal in each
+specialisation, so the taps unroll and the C == 1 loops have no channel loop.
+"""
+
+import numpy as np
+from numba import njit
+
+from ._jit import Kernel, sig
+from .rows import fill
+
+
+@njit(inline="always")
+def _src(q, L, mode):
+    """Input position of padded position q (-1: a zero pad)."""
+    if 0 <= q < L:
+        return q
+    if mode == 0:
+        return -q if q < 0 else 2 * L - 2 - q
+    if mode == 1:
+        return 0 if q < 0 else L - 1
+    return -1
+
+
+@njit(inline="always")
+def _interior(OW, W, K, s, p):
+    """Output columns [a, b) whose K taps all fall inside [0, W)."""
+    a = min((p + s - 1) // s, OW)
+    b = max(min(OW, (W - K + p) // s + 1), a)
+    return a, b
+
+
+def _blur_fwd(K, S, c1, dtype):
+    def blur_fwd(x, out, fh, fw, geo, n0, n1):
+        """Samples (or planes) n0..n1; geo = (sh, ph, sw, pw, mode); S: a literal horizontal
+        stride (0: geo's)."""
+        H, W = x.shape[2], x.shape[3]
+        C = 1 if c1 else x.shape[4]
+        OH, OW = out.shape[2], out.shape[3]
+        sh, ph, pw, mode = geo[0], geo[1], geo[3], geo[4]
+        sw = S if S else geo[2]
+        WC = W * C
+        KH = fh.shape[0]
+        row = np.empty(WC, x.dtype)
+        a, b = _interior(OW, W, K, sw, pw)
+        xall = x.reshape(x.size)
+        oall = out.reshape(out.size)
+        for n in range(n0, n1):
+            xs = xall[n * H * WC : (n + 1) * H * WC]
+            os_ = oall[n * OH * OW * C : (n + 1) * OH * OW * C]
+            for oh in range(OH):
+                fill(row, 0)
+                for j in range(KH):
+                    r = _src(oh * sh - ph + j, H, mode)
+                    if r >= 0:
+                        wgt = fh[j]
+                        src = xs[r * WC : (r + 1) * WC]
+                        for k in range(WC):
+                            row[k] += wgt * src[k]
+                orow = os_[oh * OW * C : (oh + 1) * OW * C]
+                for ow in range(a, b):
+                    seg = row[(ow * sw - pw) * C : (ow * sw - pw + K) * C]
+                    for c in range(C):
+                        acc = fw[0] * seg[c]
+                        for j in range(1, K):
+                            acc += fw[j] * seg[j * C + c]
+                        orow[ow * C + c] = acc
+                for ow in range(OW):
+                    if a <= ow < b:
+                        continue
+                    for c in range(C):
+                        acc = x.dtype.type(0)
+                        for j in range(K):
+                            q = _src(ow * sw - pw + j, W, mode)
+                            if q >= 0:
+                                acc += fw[j] * row[q * C + c]
+                        orow[ow * C + c] = acc
+
+    return blur_fwd
+
+
+BLUR_FWD = Kernel("blur_fwd", _blur_fwd,
+                  lambda K, S, c1, dt: sig(dt, "x5", "o5", "x1", "x1", "i1", "i", "i"))
+
+
+def _blur_bwd(K, c1, dtype):
+    def blur_bwd(g, gx, fh, fw, geo, n0, n1):
+        """gx for samples (or planes) n0..n1: the transpose of blur_fwd. Each output row's
+        gradient is spread over its columns (padding folded back onto the input columns it
+        copied) into a row buffer, which is added, weighted, to its input rows. A sample is
+        zeroed just before it is accumulated into: deterministic."""
+        H, W = gx.shape[2], gx.shape[3]
+        C = 1 if c1 else gx.shape[4]
+        OH, OW = g.shape[2], g.shape[3]
+        sh, ph, sw, pw, mode = geo[0], geo[1], geo[2], geo[3], geo[4]
+        WC = W * C
+        KH = fh.shape[0]
+        row = np.empty(WC, gx.dtype)
+        a, b = _interior(OW, W, K, sw, pw)
+        gall = g.reshape(g.size)
+        gxall = gx.reshape(gx.size)
+        for n in range(n0, n1):
+            gs = gxall[n * H * WC : (n + 1) * H * WC]
+            fill(gs, 0)
+            for oh in range(OH):
+                fill(row, 0)
+                go = gall[(n * OH + oh) * OW * C : (n * OH + oh + 1) * OW * C]
+                for ow in range(a, b):
+                    seg = row[(ow * sw - pw) * C : (ow * sw - pw + K) * C]
+                    for c in range(C):
+                        v = go[ow * C + c]
+                        for j in range(K):
+                            seg[j * C + c] += fw[j] * v
+                for ow in range(OW):
+                    if a <= ow < b:
+                        continue
+                    for j in range(K):
+                        q = _src(ow * sw - pw + j, W, mode)
+                        if q >= 0:
+                            for c in range(C):
+                                row[q * C + c] += fw[j] * go[ow * C + c]
+                for j in range(KH):
+                    r = _src(oh * sh - ph + j, H, mode)
+                    if r >= 0:
+                        wgt = fh[j]
+                        dst = gs[r * WC : (r + 1) * WC]
+                        for k in range(WC):
+                            dst[k] += wgt * row[k]
+
+    return blur_bwd
+
+
+BLUR_BWD = Kernel("blur_bwd", _blur_bwd,
+                  lambda K, c1, dt: sig(dt, "x5", "o5", "x1", "x1", "i1", "i", "i"))

@@ -1,0 +1,126 @@
+"""poolkit is safe to call from several Python threads under every Numba threading layer, and
+in forked workers (issue 9 item 3).
+
+poolkit runs its kernels on its own threads (poolkit._threads) and never enters a Numba
+parallel region, so Numba's threading layer (whose ``workqueue`` layer aborts the process when
+two threads enter parallel regions at once) is never even initialised.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+import poolkit
+import poolkit.functional as PF
+from poolkit import _threads
+
+# One call per kernel family, on data big enough to be split across threads.
+CALLS = [
+    ("max_pool2d", lambda x: PF.max_pool2d(x, 2, return_indices=True)[1]),
+    ("max_pool2d 3x3", lambda x: PF.max_pool2d(x, 3, 2, 1)),
+    ("max backward", lambda x: PF.max_pool2d_backward(np.ones((8, 16, 32, 32), x.dtype), x, 2)),
+    ("avg_pool2d", lambda x: PF.avg_pool2d(x, 3, 1, 1)),
+    ("adaptive", lambda x: PF.adaptive_max_pool2d(x, (5, 7), return_indices=True)[1]),
+    ("global", lambda x: poolkit.global_average_pool(x, data_format="channels_first")),
+    ("lp", lambda x: PF.lp_pool2d(x, 3, 2)),
+    ("blur", lambda x: PF.blur_pool2d(x)),
+    ("min", lambda x: PF.min_pool2d(x, 2)),
+]
+
+WORKER = textwrap.dedent(
+    """
+    import sys, threading
+    import numpy as np
+    sys.path.insert(0, {tests!r})
+    from test_threads import CALLS
+    x = np.random.default_rng(0).standard_normal((8, 16, 64, 64)).astype(np.float32)
+    want = [f(x) for _, f in CALLS]
+    errors = []
+
+    def run(k):
+        try:
+            for _ in range(3):
+                for i, (name, f) in enumerate(CALLS):
+                    if not np.array_equal(f(x), want[i]):
+                        errors.append(name)
+        except BaseException as e:
+            errors.append(repr(e))
+
+    threads = [threading.Thread(target=run, args=(k,)) for k in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    import numba
+    try:
+        layer = numba.threading_layer()
+    except ValueError:
+        layer = "never initialised"
+    print(layer, "|", errors)
+    """
+)
+
+
+@pytest.mark.parametrize("layer", ["workqueue", "omp", "default"])
+def test_four_threads_at_once_under_each_numba_layer(layer):
+    """Four Python threads call every kernel family at once: the same results as serially,
+    no abort, and Numba's threading layer never starts."""
+    env = dict(os.environ, POOLKIT_NUM_THREADS="2")
+    if layer != "default":
+        env["NUMBA_THREADING_LAYER"] = layer
+    code = WORKER.format(tests=os.path.dirname(__file__))
+    res = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                         timeout=900)
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert res.stdout.strip().splitlines()[-1] == "never initialised | []"
+
+
+def _child(q):
+    x = np.random.default_rng(1).standard_normal((8, 16, 64, 64)).astype(np.float32)
+    q.put([f(x).sum().item() for _, f in CALLS])
+
+
+def test_forked_workers_after_the_parent_used_the_threads():
+    """DataLoader-style workers forked after the parent ran poolkit's threads: the children
+    rebuild the pool and compute what the parent computes."""
+    x = np.random.default_rng(1).standard_normal((8, 16, 64, 64)).astype(np.float32)
+    _threads.set_num_threads(2)
+    want = [f(x).sum().item() for _, f in CALLS]  # the pool has run in this process
+    ctx = mp.get_context("fork")
+    q = ctx.Queue()
+    procs = [ctx.Process(target=_child, args=(q,)) for _ in range(2)]
+    for p in procs:
+        p.start()
+    got = [q.get(timeout=300) for _ in procs]
+    for p in procs:
+        p.join(timeout=60)
+        assert p.exitcode == 0
+    assert got == [want, want]
+
+
+def test_results_do_not_depend_on_the_thread_count():
+    x = np.random.default_rng(2).standard_normal((8, 16, 64, 64)).astype(np.float32)
+    old = _threads.get_num_threads()
+    try:
+        _threads.set_num_threads(1)
+        one = [f(x) for _, f in CALLS]
+        _threads.set_num_threads(3)
+        three = [f(x) for _, f in CALLS]
+    finally:
+        _threads.set_num_threads(old)
+    for (name, _), a, b in zip(CALLS, one, three, strict=True):
+        assert np.array_equal(a, b), name
+
+
+def test_set_num_threads_validates():
+    with pytest.raises(TypeError):
+        _threads.set_num_threads(2.0)
+    with pytest.raises(ValueError):
+        _threads.set_num_threads(0)
