@@ -20,7 +20,6 @@ import sys
 import time
 
 from . import shapes as _shapes
-from ._checks import caller_arguments
 from ._io import atomic_write, atomic_write_text
 from .data import DATASETS, load_dataset
 from .errors import InvalidType, InvalidValue
@@ -65,10 +64,9 @@ def run_train(dataset: str = "mnist-sample", pool: str = "max", pool_size=2, str
         raise InvalidValue(f"dataset must be one of {DATASETS}, got {dataset!r}")
     if pool not in POOL_KINDS:
         raise InvalidValue(f"pool must be one of {POOL_KINDS}, got {pool!r}")
-    with caller_arguments():
-        ps = _shapes.normalize_tuple(pool_size, 2, "pool_size", allow_one=False)
-        st = ps if strides is None else _shapes.normalize_tuple(strides, 2, "strides",
-                                                                allow_one=False)
+    ps = _shapes.normalize_tuple(pool_size, 2, "pool_size", allow_one=False)
+    st = ps if strides is None else _shapes.normalize_tuple(strides, 2, "strides",
+                                                            allow_one=False)
     epochs = _check_int(epochs, "epochs")
     batch_size = _check_int(batch_size, "batch_size")
     if not isinstance(out, str | os.PathLike):

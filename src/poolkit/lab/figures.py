@@ -20,7 +20,6 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from .._checks import caller_arguments
 from .._io import atomic_write
 from ..errors import InvalidValue
 from ..kinds import POOL_KINDS, get_kind
@@ -222,8 +221,7 @@ def feature_map_figure(
     _check_modes(modes)
     labels = {m: get_kind(m).label for m in modes}
     h, w, c = maps.shape
-    with caller_arguments():
-        spec = keras_spec((h, w), pool_size, strides, padding, op="show")
+    spec = keras_spec((h, w), pool_size, strides, padding, op="show")
     if channels is None:
         channels = _pick_channels(maps, min(n_channels, c))
     channels = [int(ch) for ch in channels]

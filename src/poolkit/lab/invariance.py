@@ -16,7 +16,6 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from .._checks import caller_arguments
 from ..errors import InvalidType, InvalidValue
 from ..kinds import POOL_KINDS
 from ..ops import max_pool, max_pool_backward
@@ -142,9 +141,8 @@ def shift_equivariance_error(x, shift: Sequence[int], mode: str = "max", pool_si
     t = tuple(int(v) for v in shift)
     if len(t) != 2:
         raise InvalidValue(f"shift must be (dy, dx), got {shift!r}")
-    with caller_arguments():
-        spec = keras_spec(x.shape[1:3], pool_size, strides, padding,
-                          op="shift_equivariance_error")
+    spec = keras_spec(x.shape[1:3], pool_size, strides, padding,
+                      op="shift_equivariance_error")
     y = _pool(mode, x, pool_size, strides, padding)
     z = _pool(mode, np.roll(x, t, axis=(1, 2)), pool_size, strides, padding)
     choices = [

@@ -15,23 +15,15 @@ from __future__ import annotations
 import inspect
 from collections.abc import Sequence
 
-from ..errors import InvalidType, InvalidValue
-from ..kinds import POOL_KINDS, get_kind
+from ..errors import InvalidValue
+from ..kinds import POOL_KINDS
+from ..kinds import get_kind as _kind
 
 __all__ = ["DOWNSAMPLING_KINDS", "pool_op", "is_windowed", "layer_class", "has_layer",
            "layer_takes", "pooling_layer", "downsampling_model", "tutorial_model", "seed_model"]
 
 #: What can follow the first convolution: nothing, a pooling kind, or a strided convolution.
 DOWNSAMPLING_KINDS: tuple[str, ...] = ("none", *POOL_KINDS, "conv")
-
-
-def _kind(name):
-    try:
-        return get_kind(name)
-    except TypeError as e:
-        raise InvalidType(str(e)) from None
-    except ValueError as e:
-        raise InvalidValue(str(e)) from None
 
 
 def pool_op(kind: str):

@@ -27,7 +27,6 @@ import threading
 import numpy as np
 
 from ... import shapes as _shapes
-from ..._checks import caller_arguments
 from ...errors import InvalidType, InvalidValue
 
 __all__ = ["Layer", "InputSpec", "assert_input_compatibility", "auto_name", "check_dtype",
@@ -72,8 +71,7 @@ def check_dtype(dtype) -> np.dtype:
 def data_format(value) -> str:
     """A layer's ``data_format``: None (Keras's default, 'channels_last'), 'channels_last' or
     'channels_first'."""
-    with caller_arguments():
-        return _shapes.normalize_data_format("channels_last" if value is None else value)
+    return _shapes.normalize_data_format("channels_last" if value is None else value)
 
 
 def positive_int(value, name: str) -> int:

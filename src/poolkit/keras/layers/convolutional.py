@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 
 from ... import shapes as _shapes
-from ..._checks import caller_arguments
 from ..._kernels import conv as _kc
 from ...errors import InvalidValue
 from .. import activations as _act
@@ -44,12 +43,11 @@ class Conv2D(Layer):
                  kernel_initializer="glorot_uniform", bias_initializer="zeros", **kwargs):
         super().__init__(**kwargs)
         self.filters = positive_int(filters, "filters")
-        with caller_arguments():
-            self.kernel_size = _shapes.normalize_tuple(kernel_size, 2, "kernel_size",
-                                                       allow_one=False)
-            self.strides = _shapes.normalize_tuple(strides, 2, "strides", allow_one=False)
-            self.dilation_rate = _shapes.normalize_tuple(dilation_rate, 2, "dilation_rate",
-                                                         allow_one=False)
+        self.kernel_size = _shapes.normalize_tuple(kernel_size, 2, "kernel_size",
+                                                   allow_one=False)
+        self.strides = _shapes.normalize_tuple(strides, 2, "strides", allow_one=False)
+        self.dilation_rate = _shapes.normalize_tuple(dilation_rate, 2, "dilation_rate",
+                                                     allow_one=False)
         for nm, v in (("kernel_size", self.kernel_size), ("strides", self.strides),
                       ("dilation_rate", self.dilation_rate)):
             if min(v) <= 0:

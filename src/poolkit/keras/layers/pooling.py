@@ -20,10 +20,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from ... import kinds as _kinds
 from ... import shapes as _shapes
-from ..._checks import caller_arguments
-from ...errors import InvalidType, InvalidValue
+from ...errors import InvalidValue
+from ...kinds import get_kind as _kind
 from .base import InputSpec, Layer
 from .base import data_format as _data_format
 
@@ -48,15 +47,6 @@ __all__ = [
 ]
 
 _SPATIAL = {1: "L", 2: "H, W", 3: "D, H, W"}
-
-
-def _kind(pool_mode):
-    try:
-        return _kinds.get_kind(pool_mode)
-    except TypeError as e:
-        raise InvalidType(str(e)) from None
-    except ValueError as e:
-        raise InvalidValue(str(e)) from None
 
 
 def _ops(kind):
@@ -98,11 +88,10 @@ class BasePooling(Layer):
         r = int(pool_dimensions)
         self.pool_mode = kind.name
         self.pool_dimensions = r
-        with caller_arguments():
-            self.pool_size = _shapes.normalize_tuple(pool_size, r, "pool_size",
-                                                     allow_one=False)
-            self.strides = (self.pool_size if strides is None
-                            else _shapes.normalize_tuple(strides, r, "strides", allow_one=False))
+        self.pool_size = _shapes.normalize_tuple(pool_size, r, "pool_size",
+                                                 allow_one=False)
+        self.strides = (self.pool_size if strides is None
+                        else _shapes.normalize_tuple(strides, r, "strides", allow_one=False))
         if not isinstance(padding, str) or padding.lower() not in ("valid", "same"):
             raise InvalidValue(
                 f"{type(self).__name__}: padding must be 'valid' or 'same', got {padding!r}"
@@ -110,8 +99,7 @@ class BasePooling(Layer):
         self.padding = padding.lower()
         self.data_format = _data_format(data_format)
         # Validate the numbers now (not at first call), with a shape that is always valid.
-        with caller_arguments():
-            _shapes.keras_spec((max(self.pool_size),) * r, self.pool_size, self.strides, "valid")
+        _shapes.keras_spec((max(self.pool_size),) * r, self.pool_size, self.strides, "valid")
         self.input_spec = InputSpec(ndim=r + 2)
         self._op, self._op_backward = _ops(kind)
         self._x = self._y_shape = None
@@ -129,8 +117,7 @@ class BasePooling(Layer):
             )
         import poolkit
 
-        with caller_arguments():
-            return poolkit.output_shape(input_shape, **self._args())
+        return poolkit.output_shape(input_shape, **self._args())
 
     def call(self, x, training=False):
         return self._op(x, **self._args())
