@@ -87,3 +87,22 @@ def test_demo_end_to_end(tmp_path, capsys):
     assert m["n_train"] == 8000 and m["n_test"] == 2000
     assert sorted(os.listdir(tmp_path / "demo")) == ["feature_maps.png", "metrics.json",
                                                      "model.poolkit"]
+
+
+def test_thread_picking_is_poolkits_and_restored():
+    from poolkit import _threads
+    from poolkit.errors import InvalidType, InvalidValue
+    from poolkit.lab.threads import pick_threads, using_threads
+
+    assert pick_threads(10_000) == _threads.max_threads()  # capped at the CPUs we may use
+    assert pick_threads(1) == 1
+    assert 1 <= pick_threads("auto") <= _threads.get_num_threads()
+    with pytest.raises(InvalidType, match="threads"):
+        pick_threads("many")
+    with pytest.raises(InvalidValue, match="threads"):
+        pick_threads(0)
+    before = _threads.get_num_threads()
+    with pytest.raises(RuntimeError), using_threads(1):
+        assert _threads.get_num_threads() == 1
+        raise RuntimeError
+    assert _threads.get_num_threads() == before
