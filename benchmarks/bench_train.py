@@ -26,6 +26,8 @@ import tracemalloc
 
 import numpy as np
 
+from poolkit.data import DATASETS
+
 
 def _rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -34,35 +36,35 @@ def _rss_mb() -> float:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--dataset", default="fashion-mnist",
-                    choices=["fashion-mnist", "mnist", "mnist-sample"])
+                    choices=DATASETS)
     ap.add_argument("--epochs", type=int, default=5)
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
-    ap.add_argument("--numba-threads", type=int, default=None,
-                    help="poolkit's Numba threads (default: Numba's default)")
+    ap.add_argument("--poolkit-threads", type=int, default=None,
+                    help="poolkit's threads (default: poolkit's default, all CPUs)")
     ap.add_argument("--only", choices=["both", "torch", "poolkit"], default="both")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args(argv)
 
-    import numba
     import torch
     import torch.nn.functional as F
 
-    from poolkit import keras
-    from poolkit.demo import build_model, load_dataset
+    from poolkit import _threads, keras
+    from poolkit.data import load_dataset
+    from poolkit.lab.models import tutorial_model
 
     torch.set_num_threads(args.threads)
-    if args.numba_threads:
-        numba.set_num_threads(args.numba_threads)
+    if args.poolkit_threads:
+        _threads.set_num_threads(args.poolkit_threads)
     print(f"load average at start: {os.getloadavg()}; cores: {os.cpu_count()}; torch "
-          f"{torch.__version__} threads {torch.get_num_threads()}; numba threads "
-          f"{numba.get_num_threads()}")
+          f"{torch.__version__} threads {torch.get_num_threads()}; poolkit threads "
+          f"{_threads.get_num_threads()}")
     (xtr, ytr), (xte, yte) = load_dataset(args.dataset)
     print(f"{args.dataset}: {len(xtr):,} train / {len(xte):,} test; batch {args.batch_size}, "
           f"Adam(1e-3), {args.epochs} epoch(s); RSS after loading {_rss_mb():.0f} MB")
     bs = args.batch_size
     keras.utils.set_random_seed(args.seed)
-    model = build_model()
+    model = tutorial_model()
     model.compile(optimizer=keras.optimizers.Adam(1e-3),
                   loss="sparse_categorical_crossentropy", metrics=["accuracy"])
 

@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from poolkit import cli, keras
-from poolkit.demo import feature_map_figure, run_demo
+from poolkit.demo import run_demo
+from poolkit.lab.figures import model_feature_maps_figure
 
 QUICK = ["--max-train", "320", "--max-test", "200", "--epochs", "1", "--quiet"]
 
@@ -47,7 +48,7 @@ def test_bad_values_exit_2_with_message(tmp_path, capsys, args, words):
     assert words in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("args", [["--pool", "min"], ["--padding", "full"],
+@pytest.mark.parametrize("args", [["--pool", "median"], ["--padding", "full"],
                                   ["--dataset", "cifar"], ["--pool-size", "two"]])
 def test_bad_choices_are_argparse_errors(args, capsys):
     with pytest.raises(SystemExit) as e:
@@ -65,10 +66,10 @@ def test_out_is_a_file(tmp_path, capsys):
 
 def test_feature_map_figure_titles_carry_shapes():
     keras.utils.set_random_seed(0)
-    from poolkit.demo import build_model
+    from poolkit.lab.models import tutorial_model
 
-    model = build_model("max", 2, 2, "valid")
-    fig = feature_map_figure(model, np.random.default_rng(0).random((28, 28)), label=3)
+    model = tutorial_model("max", 2, 2, "valid")
+    fig = model_feature_maps_figure(model, np.random.default_rng(0).random((28, 28)), label=3)
     texts = [t.get_text() for sf in fig.subfigs for t in sf.texts] + \
             [t.get_text() for sub in fig.subfigs[1].subfigs for t in [sub._suptitle]]
     joined = " ".join(texts)
@@ -86,3 +87,22 @@ def test_demo_end_to_end(tmp_path, capsys):
     assert m["n_train"] == 8000 and m["n_test"] == 2000
     assert sorted(os.listdir(tmp_path / "demo")) == ["feature_maps.png", "metrics.json",
                                                      "model.poolkit"]
+
+
+def test_thread_picking_is_poolkits_and_restored():
+    from poolkit import _threads
+    from poolkit.errors import InvalidType, InvalidValue
+    from poolkit.lab.threads import pick_threads, using_threads
+
+    assert pick_threads(10_000) == _threads.max_threads()  # capped at the CPUs we may use
+    assert pick_threads(1) == 1
+    assert 1 <= pick_threads("auto") <= _threads.get_num_threads()
+    with pytest.raises(InvalidType, match="threads"):
+        pick_threads("many")
+    with pytest.raises(InvalidValue, match="threads"):
+        pick_threads(0)
+    before = _threads.get_num_threads()
+    with pytest.raises(RuntimeError), using_threads(1):
+        assert _threads.get_num_threads() == 1
+        raise RuntimeError
+    assert _threads.get_num_threads() == before

@@ -145,6 +145,18 @@ def test_conv2d_gradients_fd(act, pad, s, dil):
     _fd_check(layer, x, rng=rng)
 
 
+@pytest.mark.parametrize("act,pad,s", [("relu", "valid", (1, 1)), ("tanh", "same", (2, 1)),
+                                       ("softmax", "same", (1, 2)), (None, "valid", (2, 2))])
+def test_conv2d_channels_first_gradients_fd(act, pad, s):
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((2, 3, 7, 6))
+    layer = L.Conv2D(4, (3, 2), strides=s, padding=pad, activation=act, dtype="float64",
+                     data_format="channels_first")
+    layer.build((None, 3, 7, 6))
+    layer.weights[1][:] = rng.standard_normal(4) * 0.1
+    _fd_check(layer, x, rng=rng)
+
+
 @pytest.mark.parametrize("act", ["softmax", "relu", None, "tanh", "sigmoid"])
 def test_dense_gradients_fd(act):
     rng = np.random.default_rng(4)
@@ -178,6 +190,11 @@ def test_dense_on_rank3_input():
         (lambda: L.ReLU(), (3, 8)),
         (lambda: L.ReLU(max_value=0.5), (3, 8)),
         (lambda: L.Softmax(), (3, 8)),
+        (lambda: L.Softmax(axis=1), (2, 5, 3)),
+        (lambda: L.Softmax(axis=(1, 2)), (2, 3, 4, 2)),
+        (lambda: L.ReLU(negative_slope=0.2, threshold=0.3), (3, 8)),
+        (lambda: L.ReLU(negative_slope=0.1, threshold=0.2, max_value=0.8), (3, 8)),
+        (lambda: L.Flatten(data_format="channels_first"), (2, 3, 4, 2)),
         (lambda: L.Activation("tanh"), (3, 8)),
         (lambda: L.Dropout(0.0), (3, 8)),
     ],

@@ -147,3 +147,34 @@ def test_input_object_and_add():
     assert not m2.built
     assert m2.predict(np.zeros((3, 4, 5)), verbose=0).shape == (3, 2)
     assert m2.layers[1].weights[0].shape == (20, 2)
+
+
+def test_softmax_layer_over_the_last_axis_trains_like_a_softmax_activation():
+    rng = np.random.default_rng(0)
+    x, y = rng.standard_normal((16, 6)), rng.integers(0, 3, 16)
+    grads = []
+    for last in ([L.Dense(3, activation="softmax")], [L.Dense(3), L.Softmax(axis=1)],
+                 [L.Dense(3), L.Activation("softmax")]):
+        keras.utils.set_random_seed(5)
+        m = keras.Sequential([keras.Input(shape=(6,)), *last])
+        m.compile(optimizer="sgd", loss="sparse_categorical_crossentropy")
+        grads.append(m.compute_gradients(x, y))
+    for loss, g in grads[1:]:
+        assert loss == pytest.approx(grads[0][0], rel=1e-6)
+        for a, b in zip(g, grads[0][1], strict=True):
+            np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7)
+
+
+def test_softmax_over_another_axis_is_not_fused_with_the_loss():
+    # Softmax(axis=0) normalises over the batch: the loss must see its real output.
+    rng = np.random.default_rng(1)
+    x, y = rng.standard_normal((5, 4)), rng.integers(0, 3, 5)
+    keras.utils.set_random_seed(2)
+    m = keras.Sequential([keras.Input(shape=(4,)), L.Dense(3), L.Softmax(axis=0)])
+    m.compile(optimizer="sgd", loss="sparse_categorical_crossentropy")
+    p = m.predict(x, verbose=0)
+    np.testing.assert_allclose(p.sum(axis=0), 1, rtol=1e-5)
+    loss = m.evaluate(x, y, verbose=0)
+    q = p / p.sum(axis=1, keepdims=True)  # Keras's CE renormalises each row
+    assert loss == pytest.approx(-np.mean(np.log(np.clip(q[np.arange(5), y], 1e-7, 1))),
+                                 rel=1e-5)

@@ -96,7 +96,7 @@ def test_show_bad_arguments(tmp_path, capsys):
 
 
 def test_show_uses_a_saved_models_first_conv(tmp_path, capsys):
-    from poolkit.lab.sweep import seed_model
+    from poolkit.lab.models import seed_model
 
     m = seed_model()
     w = m.layers[0].get_weights()

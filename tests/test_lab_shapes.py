@@ -111,7 +111,7 @@ def test_parse_shape_rejects(bad):
 
 
 def test_model_table_of_the_seed_model_and_pool_variants():
-    from poolkit.lab.sweep import seed_model
+    from poolkit.lab.models import seed_model
 
     rows = st.model_shape_table(seed_model(), [3, 30], [None])
     base = [r for r in rows if r["variant"] == "as built"]

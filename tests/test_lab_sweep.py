@@ -5,18 +5,23 @@ import csv
 import numpy as np
 import pytest
 
-from poolkit import cli
-from poolkit.lab import sweep
+from poolkit import cli, kinds
+from poolkit.lab import models, sweep
 
 
 def test_variants_of_a_sweep():
-    names = [v.name for v in sweep.sweep_variants([2, 3], [None, 2])]
+    names = [v.name for v in sweep.sweep_variants([2, 3], [None, 2],
+                                                  ["none", "max", "avg", "conv"])]
     # 2/None and 2/2 are the same variant: listed once.
     assert names == ["none", "max 2/2", "max 3/3", "max 3/2",
                      "avg 2/2", "avg 3/3", "avg 3/2", "conv 3/2", "conv 3/3"]
     assert [v.name for v in sweep.sweep_variants([2], [1], ["max", "conv"])] == ["max 2/1"]
     with pytest.raises(ValueError, match="kinds"):
         sweep.sweep_variants([2], [None], ["median"])
+    # By default: none, conv and every pooling kind that has a layer.
+    default = {v.kind for v in sweep.sweep_variants([2], [None])}
+    assert {"none", "max", "avg", "conv"} <= default
+    assert default <= {"none", "conv", *(k for k in kinds.POOL_KINDS if models.has_layer(k))}
 
 
 @pytest.mark.parametrize("variant,params,fmap", [

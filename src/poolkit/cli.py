@@ -1,10 +1,30 @@
 """The ``poolkit`` command. Each subcommand is a few lines over a library function that a
-notebook user can call too; the argument parsers live here, the work does not."""
+notebook user can call too; the argument parsers live here, the work does not.
+
+Errors: bad input (:class:`poolkit.errors.UserError`: InvalidValue, InvalidType, an
+unavailable dataset), and a missing, unreadable or misplaced file or directory the user named
+(FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError on a path given on
+the command line) print ``poolkit <command>: error: ...`` and exit with status 2, as argparse's
+own errors do. Anything else is a bug in poolkit and propagates with its traceback. A command
+that needs a package which is not installed says so before it starts any work.
+"""
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
+import os
 import sys
+
+from .data import DATASETS
+from .errors import UserError
+from .kinds import POOL_KINDS
+from .lab.models import DOWNSAMPLING_KINDS
+
+# Import name -> pip name of the packages a command may need.
+_PIP_NAMES = {"matplotlib": "matplotlib", "PIL": "pillow"}
+_FIGURES = ("matplotlib", "PIL")
+_PATH_ERRORS = (FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -14,6 +34,9 @@ def _parser() -> argparse.ArgumentParser:
         "what pooling does.",
     )
     sub = p.add_subparsers(dest="command", required=True)
+    # What main() checks before and after a command runs: packages it needs, and the arguments
+    # that are paths the user gave (errors about them are the user's, reported without a trace).
+    p.set_defaults(needs=(), paths=())
     # >>> demo/train (CNN) subcommands
     def _demo(a):
         from .demo import run_demo
@@ -40,7 +63,7 @@ def _parser() -> argparse.ArgumentParser:
         except ValueError:
             raise argparse.ArgumentTypeError(f"must be 'auto' or an int, got {text!r}") from None
 
-    threads_help = ("Numba threads while training: 'auto' (all, or 1 when the machine is busy) "
+    threads_help = ("threads while training: 'auto' (all, or 1 when the machine is busy) "
                     "or N; results do not depend on it")
 
     sp = sub.add_parser(
@@ -56,16 +79,16 @@ def _parser() -> argparse.ArgumentParser:
     sp.add_argument("--seed", type=int, default=0, help="default %(default)s")
     sp.add_argument("--threads", type=_threads, default="auto", help=threads_help)
     sp.add_argument("--quiet", action="store_true", help="no summary or progress bar")
-    sp.set_defaults(func=_demo)
+    sp.set_defaults(func=_demo, needs=_FIGURES, paths=("out",))
 
     sp = sub.add_parser(
         "train", help="train the tutorial's CNN with a chosen dataset and pooling layer",
         description="Train the tutorial's CNN with the pooling layer given by --pool, "
         "--pool-size, --strides and --padding; same outputs as `poolkit demo`.",
     )
-    sp.add_argument("--dataset", choices=["mnist-sample", "mnist", "fashion-mnist"],
-                    default="mnist-sample", help="default %(default)s")
-    sp.add_argument("--pool", choices=["max", "avg"], default="max", help="default %(default)s")
+    sp.add_argument("--dataset", choices=DATASETS, default="mnist-sample",
+                    help="default %(default)s")
+    sp.add_argument("--pool", choices=POOL_KINDS, default="max", help="default %(default)s")
     sp.add_argument("--pool-size", type=int, default=2, help="default %(default)s")
     sp.add_argument("--strides", type=int, default=None, help="default: the pool size")
     sp.add_argument("--padding", choices=["valid", "same"], default="valid",
@@ -79,10 +102,15 @@ def _parser() -> argparse.ArgumentParser:
     sp.add_argument("--max-test", type=int, default=None, help="use the first N test images")
     sp.add_argument("--threads", type=_threads, default="auto", help=threads_help)
     sp.add_argument("--quiet", action="store_true", help="no summary or progress bar")
-    sp.set_defaults(func=_train)
+    sp.set_defaults(func=_train, needs=_FIGURES, paths=("out",))
     # <<< demo/train
     # >>> lab subcommands (shapes, show, sweep)
-    from .lab import commands as lab
+    def lab(name):
+        def run(a):
+            from .lab import commands
+
+            return getattr(commands, name)(a)
+        return run
 
     def pos_int(text: str) -> int:
         try:
@@ -111,7 +139,7 @@ def _parser() -> argparse.ArgumentParser:
                     default=["false", "true"], help="PyTorch ceil_mode values (default both)")
     sp.add_argument("--dilation", type=pos_int, nargs="+", default=[1])
     sp.add_argument("--json", action="store_true", help="print the rows as JSON")
-    sp.set_defaults(func=lab.shapes)
+    sp.set_defaults(func=lab("shapes"), paths=("model",))
 
     sp = sub.add_parser("show", help="PNG of feature maps before and after pooling")
     src = sp.add_mutually_exclusive_group()
@@ -131,18 +159,17 @@ def _parser() -> argparse.ArgumentParser:
     sp.add_argument("--n-channels", type=pos_int, default=4)
     sp.add_argument("--seed", type=int, default=0)
     sp.add_argument("--out", default="poolkit-show.png")
-    sp.set_defaults(func=lab.show)
+    sp.set_defaults(func=lab("show"), needs=_FIGURES, paths=("image", "model", "out"))
 
     sp = sub.add_parser("sweep", help="train no/max/avg pooling and strided-conv variants; "
                         "table, CSV and PNG of accuracy, consistency and time")
-    sp.add_argument("--dataset", choices=("mnist-sample", "mnist", "fashion-mnist"),
-                    default="mnist-sample")
+    sp.add_argument("--dataset", choices=DATASETS, default="mnist-sample")
     sp.add_argument("--epochs", type=pos_int, default=1)
     sp.add_argument("--pool-size", type=pos_int, nargs="+", default=[2])
     sp.add_argument("--strides", type=pos_int, nargs="+", default=None,
                     help="default: the pool size")
-    sp.add_argument("--kinds", choices=("none", "max", "avg", "conv"), nargs="+",
-                    default=["none", "max", "avg", "conv"])
+    sp.add_argument("--kinds", choices=DOWNSAMPLING_KINDS, nargs="+", default=None,
+                    help="default: none, conv and every pooling kind that has a layer")
     sp.add_argument("--limit", type=pos_int, default=None, help="train on the first N examples")
     sp.add_argument("--batch-size", type=pos_int, default=32)
     sp.add_argument("--seed", type=int, default=0)
@@ -152,9 +179,9 @@ def _parser() -> argparse.ArgumentParser:
     sp.add_argument("--fresh", action="store_true",
                     help="replace the CSV instead of skipping variants already in it")
     sp.add_argument("--threads", type=pos_int, default=None,
-                    help="Numba threads (default: all, or 1 if the machine is busy)")
+                    help="threads (default: all, or 1 if the machine is busy)")
     sp.add_argument("--quiet", action="store_true", help="no per-batch progress bar")
-    sp.set_defaults(func=lab.sweep_cmd)
+    sp.set_defaults(func=lab("sweep_cmd"), needs=("matplotlib",), paths=("csv", "plot"))
     # <<< lab
     # >>> explore
     def _explore(a):
@@ -183,11 +210,41 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+def _missing(modules) -> list[str]:
+    return [m for m in modules if importlib.util.find_spec(m) is None]
+
+
+def _names_user_path(err: OSError, args) -> bool:
+    """Whether ``err`` is about a path the user gave (or a file in, next to or above it)."""
+    given = [os.path.abspath(v) for v in (getattr(args, d, None) for d in args.paths)
+             if isinstance(v, str) and v != "seed"]
+    for name in (err.filename, err.filename2):
+        if not isinstance(name, str | bytes | os.PathLike):
+            continue
+        p = os.path.abspath(os.fsdecode(name))
+        for u in given:
+            if p == u or p.startswith(u + os.sep) or u.startswith(p.rstrip(os.sep) + os.sep) \
+                    or os.path.dirname(p) == os.path.dirname(u):
+                return True
+    return False
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    missing = _missing(getattr(args, "needs", ()))
+    if missing:
+        pip = " ".join(_PIP_NAMES.get(m, m) for m in missing)
+        print(f"poolkit {args.command}: error: this command needs {', '.join(missing)}, which "
+              f"is not installed; install it with: pip install {pip}", file=sys.stderr)
+        return 2
     try:
         return int(args.func(args) or 0)
-    except (ValueError, TypeError, FileNotFoundError, OSError) as e:
+    except UserError as e:
+        print(f"poolkit {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    except _PATH_ERRORS as e:
+        if not _names_user_path(e, args):
+            raise
         print(f"poolkit {args.command}: error: {e}", file=sys.stderr)
         return 2
 

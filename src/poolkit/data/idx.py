@@ -14,11 +14,13 @@ from __future__ import annotations
 import gzip
 import math
 import os
-import tempfile
 import zlib
 from typing import BinaryIO
 
 import numpy as np
+
+from .._io import atomic_write_bytes
+from ..errors import InvalidType, InvalidValue
 
 __all__ = ["read_idx", "write_idx", "IDX_TYPES"]
 
@@ -51,9 +53,9 @@ def _read_upto(f: BinaryIO, limit: int) -> bytes:
 def _parse(name: str, f: BinaryIO, ndim: int | None) -> np.ndarray:
     head = _read_upto(f, 4)
     if len(head) == 0:
-        raise ValueError(f"{name}: empty file (expected an IDX header)")
+        raise InvalidValue(f"{name}: empty file (expected an IDX header)")
     if len(head) < 4 or head[:2] != b"\x00\x00":
-        raise ValueError(
+        raise InvalidValue(
             f"{name}: not an IDX file: first bytes are {head.hex(' ')}, an IDX magic number "
             "starts with 00 00, then a type byte and a rank byte (e.g. 00 00 08 03 = 2051)"
         )
@@ -61,20 +63,20 @@ def _parse(name: str, f: BinaryIO, ndim: int | None) -> np.ndarray:
     magic = int.from_bytes(head, "big")
     if code not in IDX_TYPES:
         known = ", ".join(f"0x{c:02x}" for c in IDX_TYPES)
-        raise ValueError(
+        raise InvalidValue(
             f"{name}: bad magic number {magic} (0x{magic:08x}): type byte 0x{code:02x} is not "
             f"an IDX type (known: {known})"
         )
     if rank == 0:
-        raise ValueError(f"{name}: bad magic number {magic} (0x{magic:08x}): rank byte is 0")
+        raise InvalidValue(f"{name}: bad magic number {magic} (0x{magic:08x}): rank byte is 0")
     if ndim is not None and rank != ndim:
-        raise ValueError(
+        raise InvalidValue(
             f"{name}: wrong dims: expected a {ndim}-D IDX file, header says {rank}-D "
             f"(magic {magic} = 0x{magic:08x})"
         )
     raw_dims = _read_upto(f, 4 * rank)
     if len(raw_dims) < 4 * rank:
-        raise ValueError(
+        raise InvalidValue(
             f"{name}: truncated header: rank {rank} needs {4 * rank} bytes of dims, "
             f"file has {len(raw_dims)}"
         )
@@ -85,12 +87,12 @@ def _parse(name: str, f: BinaryIO, ndim: int | None) -> np.ndarray:
     payload = _read_upto(f, expected + 1)
     shape = "x".join(map(str, dims))
     if len(payload) < expected:
-        raise ValueError(
+        raise InvalidValue(
             f"{name}: truncated: header says {shape} {dtype.name} = {expected} bytes, "
             f"file has {len(payload)} after the {4 + 4 * rank}-byte header"
         )
     if len(payload) > expected:
-        raise ValueError(
+        raise InvalidValue(
             f"{name}: extra bytes: header says {shape} {dtype.name} = {expected} bytes, "
             f"but more data follows them"
         )
@@ -115,7 +117,7 @@ def read_idx(path: str | os.PathLike, ndim: int | None = None) -> np.ndarray:
                 head = raw.read(4)
                 raw.seek(0)
                 if head[:2] != b"\x00\x00":
-                    raise ValueError(
+                    raise InvalidValue(
                         f"{name}: not gzip (no 1f 8b magic; first bytes {head.hex(' ')}) "
                         "and not a raw IDX file either"
                     )
@@ -124,25 +126,25 @@ def read_idx(path: str | os.PathLike, ndim: int | None = None) -> np.ndarray:
             with gzip.GzipFile(fileobj=raw, mode="rb") as gz:
                 return _parse(name, gz, ndim)
         except (EOFError, OSError, zlib.error) as exc:
-            raise ValueError(f"{name}: corrupt gzip stream: {exc}") from exc
+            raise InvalidValue(f"{name}: corrupt gzip stream: {exc}") from exc
 
 
 def write_idx(path: str | os.PathLike, array: np.ndarray) -> None:
     """Write ``array`` as an IDX file, gzip-compressed if ``path`` ends with ".gz".
 
     Supported dtypes: uint8, int8, int16, int32, float32, float64 (stored big-endian); rank
-    1-255, each dim < 2**32. Written to a temporary file in the same directory, then renamed,
-    so ``path`` is never left half-written.
+    1-255, each dim < 2**32. Written atomically (:func:`poolkit._io.atomic_write`), so ``path``
+    is never left half-written.
     """
     arr = np.asarray(array)
     code = _TYPE_OF_KIND.get((arr.dtype.kind, arr.dtype.itemsize))
     if code is None or arr.dtype.kind not in "uif":
-        raise TypeError(
+        raise InvalidType(
             f"array: dtype {arr.dtype} has no IDX type; use uint8, int8, int16, int32, "
             "float32 or float64"
         )
     if not 1 <= arr.ndim <= 255 or any(d >= 2**32 for d in arr.shape):
-        raise ValueError(
+        raise InvalidValue(
             f"array: shape {arr.shape} is not writable as IDX (rank 1-255, dims < 2**32)"
         )
     name = os.fspath(path)
@@ -153,12 +155,4 @@ def write_idx(path: str | os.PathLike, array: np.ndarray) -> None:
     )
     if name.endswith(".gz"):
         body = gzip.compress(body, mtime=0)
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(name)), prefix=".idx-")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(body)
-        os.chmod(tmp, 0o644)  # mkstemp creates 0600
-        os.replace(tmp, name)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+    atomic_write_bytes(name, body)

@@ -22,7 +22,6 @@ import hashlib
 import http.client
 import os
 import sys
-import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -30,6 +29,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .._io import atomic_write
+from ..errors import InvalidValue, UserError
 from .idx import read_idx
 
 __all__ = [
@@ -56,11 +57,13 @@ FILES = (
 _NETWORK_ERRORS = (urllib.error.URLError, http.client.HTTPException, TimeoutError, ConnectionError)
 
 
-class DatasetUnavailableError(OSError):
-    """The dataset is neither cached, nor installed, nor downloadable right now."""
+class DatasetUnavailableError(UserError, OSError):
+    """The dataset is neither cached, nor installed, nor downloadable right now (the message
+    says what to install or where to put the files; the command line reports it as an error,
+    not a crash)."""
 
 
-class ChecksumMismatchError(OSError):
+class ChecksumMismatchError(UserError, OSError):
     """A downloaded file's md5 is not the published one (nothing was written to the cache)."""
 
 
@@ -172,13 +175,12 @@ def _download(url: str, dest: str, md5: str) -> None:
     """Download ``url`` to ``dest`` atomically; raise ChecksumMismatchError on a bad md5.
 
     Network failures propagate as OSError (URLError, TimeoutError, ...); in every failure the
-    temporary file is removed and ``dest`` is untouched.
+    temporary file is removed and ``dest`` is untouched (:func:`poolkit._io.atomic_write`).
     """
-    directory = os.path.dirname(dest)
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix="." + os.path.basename(dest), suffix=".part")
-    try:
+
+    def write(out) -> None:
         digest = hashlib.md5(usedforsecurity=False)
-        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=TIMEOUT) as resp:
+        with urllib.request.urlopen(url, timeout=TIMEOUT) as resp:
             length = resp.headers.get("Content-Length")
             total = int(length) if length and length.isdigit() else None
             done, start, shown = 0, time.monotonic(), 0.0
@@ -191,19 +193,13 @@ def _download(url: str, dest: str, md5: str) -> None:
                     _progress(label, done, total, start, final=False)
                     shown = time.monotonic()
             _progress(label, done, total, start, final=True)
-            out.flush()
-            os.fsync(out.fileno())
         if digest.hexdigest() != md5:
             raise ChecksumMismatchError(
                 f"{url}: md5 {digest.hexdigest()} does not match the published {md5} "
-                f"({done} bytes received); nothing was written to {directory}"
+                f"({done} bytes received); nothing was written to {os.path.dirname(dest)}"
             )
-        os.chmod(tmp, 0o644)  # mkstemp's 0600 would hide a shared cache from other users
-        os.replace(tmp, dest)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+
+    atomic_write(dest, write)
 
 
 def _unavailable(dataset: Dataset, directory: str, errors: list[str]) -> DatasetUnavailableError:
@@ -268,9 +264,9 @@ def load(
     )
     for x, y, which in ((xtr, ytr, "train"), (xte, yte, "t10k")):
         if x.dtype != np.uint8 or y.dtype != np.uint8:
-            raise ValueError(
+            raise InvalidValue(
                 f"{dataset.name} {which}: expected uint8 IDX files, got {x.dtype}/{y.dtype}"
             )
         if len(x) != len(y):
-            raise ValueError(f"{dataset.name} {which}: {len(x)} images but {len(y)} labels")
+            raise InvalidValue(f"{dataset.name} {which}: {len(x)} images but {len(y)} labels")
     return (xtr, ytr), (xte, yte)

@@ -12,6 +12,7 @@ from importlib import resources
 
 import numpy as np
 
+from ..errors import InvalidValue
 from .idx import read_idx
 
 __all__ = ["load_mnist_sample", "SAMPLE_FILES", "split_indices"]
@@ -46,7 +47,7 @@ def _load_verified() -> tuple[np.ndarray, np.ndarray]:
         with resources.as_file(ref) as path:
             digest = hashlib.md5(path.read_bytes(), usedforsecurity=False).hexdigest()
             if digest != md5:
-                raise ValueError(
+                raise InvalidValue(
                     f"{path}: embedded MNIST file is corrupt: md5 {digest}, expected {md5}; "
                     "reinstall poolkit"
                 )

@@ -39,11 +39,13 @@ def create_app(*args, **kwargs):
 
 
 def _bind(host: str, port: int) -> socket.socket:
+    from ..errors import InvalidValue
+
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
     except socket.gaierror as e:
-        raise OSError(f"--host {host!r} is not an address this machine can listen on "
-                      f"({e})") from None
+        raise InvalidValue(f"--host {host!r} is not an address this machine can listen on "
+                           f"({e})") from None
     family, _, _, _, addr = infos[0]
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -51,8 +53,8 @@ def _bind(host: str, port: int) -> socket.socket:
         sock.bind(addr)
     except OSError as e:
         sock.close()
-        raise OSError(f"cannot listen on {host}:{port}: {e.strerror or e}; pick another --port "
-                      f"(0 lets the system choose)") from None
+        raise InvalidValue(f"cannot listen on {host}:{port}: {e.strerror or e}; pick another "
+                           f"--port (0 lets the system choose)") from None
     sock.listen(64)
     sock.set_inheritable(True)
     return sock
@@ -65,7 +67,8 @@ def serve(host: str = "127.0.0.1", port: int = 8765, open_browser: bool = True,
     the default browser unless ``open_browser`` is False, and uses the saved poolkit model
     ``model`` or, if None, the demo's model (trained once in the background and cached).
 
-    Raises InvalidValue for a bad model file and OSError if the address cannot be used.
+    Raises InvalidValue for a bad model file and for an address that cannot be used (the
+    command line reports both as errors, without a traceback).
     """
     import uvicorn
 

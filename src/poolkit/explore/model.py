@@ -2,7 +2,7 @@
 poolkit model (``--model FILE``; loading never unpickles), its feature maps before and after its
 pooling layer, its prediction, and what a shift of the input does to them.
 
-The default model is ``poolkit.demo.build_model()`` (Conv2D 32 3x3 relu, MaxPooling2D 2x2,
+The default model is ``poolkit.lab.models.tutorial_model()`` (Conv2D 32 3x3 relu, MaxPooling2D 2x2,
 Flatten, Dense 10 softmax) trained for DEFAULT_EPOCHS epochs on the embedded sample's 8,000
 training digits (a few seconds once compiled; about 0.95 test accuracy) and cached at
 ``$POOLKIT_DATA/explore/`` (default ``~/.cache/poolkit/explore/``). It is trained in a child
@@ -55,13 +55,14 @@ def cache_path(train_examples: int = DEFAULT_TRAIN, epochs: int = DEFAULT_EPOCHS
 
 def train_demo_model(train_examples: int = DEFAULT_TRAIN, epochs: int = DEFAULT_EPOCHS,
                      seed: int = SEED):
-    """The demo's model (``poolkit.demo.build_model()``) trained with Adam(2e-3), batch 32, on
-    the first ``train_examples`` training digits of the embedded sample."""
+    """The demo's model (``poolkit.lab.models.tutorial_model()``) trained with Adam(2e-3),
+    batch 32, on the first ``train_examples`` training digits of the embedded sample."""
     from .. import keras
-    from ..demo import build_model, load_dataset
+    from ..data import load_dataset
+    from ..lab.models import tutorial_model
 
     keras.utils.set_random_seed(seed)
-    model = build_model()
+    model = tutorial_model()
     (x, y), _ = load_dataset("mnist-sample")
     model.compile(optimizer=keras.optimizers.Adam(learning_rate=LEARNING_RATE),
                   loss="sparse_categorical_crossentropy", metrics=["accuracy"])

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..errors import InvalidType, InvalidValue
+
 __all__ = [
     "Loss",
     "SparseCategoricalCrossentropy",
@@ -41,17 +43,17 @@ class Loss:
             if y.ndim == 2 and y.shape[1] == 1:
                 y = y[:, 0]
             if y.shape != (n,):
-                raise ValueError(
+                raise InvalidValue(
                     f"{self.name}: labels must have shape ({n},) (one class index per sample), "
                     f"got {y.shape}; for one-hot labels use loss='categorical_crossentropy'"
                 )
             if y.dtype.kind not in "iu":
                 if y.dtype.kind != "f" or not np.all(y == np.floor(y)):
-                    raise TypeError(f"{self.name}: labels must be integer class indices, "
+                    raise InvalidType(f"{self.name}: labels must be integer class indices, "
                                     f"got dtype {y.dtype}")
                 y = y.astype(np.int64)
             if y.size and (y.min() < 0 or y.max() >= k):
-                raise ValueError(
+                raise InvalidValue(
                     f"{self.name}: labels must be in [0, {k}) for a model with {k} outputs, got "
                     f"values from {y.min()} to {y.max()}"
                 )
@@ -59,7 +61,7 @@ class Loss:
             t[np.arange(n), y] = 1
             return t
         if y.shape != (n, k):
-            raise ValueError(
+            raise InvalidValue(
                 f"{self.name}: one-hot labels must have shape ({n}, {k}), got {y.shape}; for "
                 f"class indices use loss='sparse_categorical_crossentropy'"
             )
@@ -98,7 +100,12 @@ class Loss:
         return loss, grad.astype(y_pred.dtype, copy=False)
 
     def __call__(self, y_true, y_pred) -> float:
-        return self.value_and_grad(y_true, np.asarray(y_pred))[0]
+        """The mean loss of predictions ``y_pred`` (n, classes) against ``y_true``."""
+        p = np.asarray(y_pred)
+        if p.ndim != 2 or p.dtype.kind != "f":
+            raise InvalidValue(f"{self.name}: y_pred must be a 2-D float array (n, classes), "
+                               f"got {p.dtype} {p.shape}")
+        return self.value_and_grad(y_true, p)[0]
 
 
 class SparseCategoricalCrossentropy(Loss):
@@ -134,6 +141,6 @@ def get(loss) -> Loss:
         try:
             return _BY_NAME[loss.lower()]()
         except KeyError:
-            raise ValueError(f"loss must be one of {sorted(_BY_NAME)} or a Loss object, "
+            raise InvalidValue(f"loss must be one of {sorted(_BY_NAME)} or a Loss object, "
                              f"got {loss!r}") from None
-    raise TypeError(f"loss must be a string or a poolkit.keras.losses.Loss, got {loss!r}")
+    raise InvalidType(f"loss must be a string or a poolkit.keras.losses.Loss, got {loss!r}")

@@ -1,32 +1,41 @@
 """``Sequential``: a stack of layers with Keras's compile / fit / evaluate / predict / summary,
 plus :meth:`Sequential.layer_table` (receptive field, multiply-adds and activation memory per
-layer), and ``save`` / :func:`load_model` (one zip of JSON config + .npy arrays; see saving.py).
+layer), and ``save`` / :func:`load_model` (the model as a config dict and its weight arrays, in
+the archive of :mod:`poolkit.keras.saving`).
+
+``predict`` and ``evaluate`` write no state on the model or its layers (layers' ``call``), so
+one model can serve several threads at once; ``fit`` is for one thread at a time.
 """
 
 from __future__ import annotations
 
 import math
 import numbers
+import os
 import sys
+import threading
 import time
 
 import numpy as np
 
+from ..errors import InvalidType, InvalidValue
 from . import callbacks as _cb
 from . import layers as _layers
 from . import losses as _losses
 from . import optimizers as _optimizers
+from . import saving as _saving
 from . import utils as _utils
 from .layers import Input
+from .layers.base import auto_name
 
-__all__ = ["Sequential", "Input", "load_model"]
+__all__ = ["Sequential", "Input", "load_model", "save_model"]
 
 
 def _verbose(verbose) -> int:
     if verbose == "auto":
         return 1
     if isinstance(verbose, bool) or verbose not in (0, 1, 2):
-        raise ValueError(f"verbose must be 'auto', 0, 1 or 2, got {verbose!r}")
+        raise InvalidValue(f"verbose must be 'auto', 0, 1 or 2, got {verbose!r}")
     return int(verbose)
 
 
@@ -34,14 +43,10 @@ def _batch_size(batch_size) -> int:
     if batch_size is None:
         return 32
     if not isinstance(batch_size, numbers.Integral) or isinstance(batch_size, bool):
-        raise TypeError(f"batch_size must be a positive int, got {batch_size!r}")
+        raise InvalidType(f"batch_size must be a positive int, got {batch_size!r}")
     if batch_size <= 0:
-        raise ValueError(f"batch_size must be a positive int, got {batch_size}")
+        raise InvalidValue(f"batch_size must be a positive int, got {batch_size}")
     return int(batch_size)
-
-
-_SPATIAL_TYPES = ("Conv2D", "MaxPooling1D", "MaxPooling2D", "MaxPooling3D", "AveragePooling1D",
-                  "AveragePooling2D", "AveragePooling3D")
 
 
 class Sequential:
@@ -53,7 +58,7 @@ class Sequential:
     """
 
     def __init__(self, layers=None, name: str | None = None):
-        self.name = name or _layers._auto_name("Sequential")
+        self.name = name or auto_name("Sequential")
         self.layers: list[_layers.Layer] = []
         self._input_shape: tuple | None = None
         self.built = False
@@ -62,6 +67,7 @@ class Sequential:
         self.metrics: list[str] = []
         self.compiled = False
         self.stop_training = False
+        self._build_lock = threading.Lock()
         for layer in layers or []:
             self.add(layer)
 
@@ -69,16 +75,16 @@ class Sequential:
     def add(self, layer) -> None:
         if isinstance(layer, _layers.InputLayer):
             if self.layers or self._input_shape is not None:
-                raise ValueError("Input(...) must be the first element of a Sequential model")
+                raise InvalidValue("Input(...) must be the first element of a Sequential model")
             self._input_shape = (None,) + layer.input_shape_arg
             self._input_dtype = layer.dtype
             return
         if not isinstance(layer, _layers.Layer):
-            raise TypeError(
+            raise InvalidType(
                 f"Sequential.add expects a poolkit.keras layer, got {type(layer).__name__}"
             )
         if any(existing.name == layer.name for existing in self.layers):
-            raise ValueError(f"a layer named {layer.name!r} is already in model {self.name!r}")
+            raise InvalidValue(f"a layer named {layer.name!r} is already in model {self.name!r}")
         if not self.layers and self._input_shape is None and layer.input_shape_arg is not None:
             self._input_shape = (None,) + layer.input_shape_arg
         self.layers.append(layer)
@@ -114,9 +120,9 @@ class Sequential:
 
     def _require_built(self, what: str):
         if not self.layers:
-            raise ValueError(f"{what}: model {self.name!r} has no layers")
+            raise InvalidValue(f"{what}: model {self.name!r} has no layers")
         if not self.built:
-            raise ValueError(
+            raise InvalidValue(
                 f"{what}: model {self.name!r} is not built; give the first layer input_shape=..., "
                 f"start with keras.Input(shape=...), or call fit/predict on data first"
             )
@@ -137,12 +143,12 @@ class Sequential:
         weights = list(weights)
         own = self.weights
         if len(weights) != len(own):
-            raise ValueError(f"set_weights: model {self.name!r} has {len(own)} weight arrays, "
+            raise InvalidValue(f"set_weights: model {self.name!r} has {len(own)} weight arrays, "
                              f"got {len(weights)}")
         for i, (w, new) in enumerate(zip(own, weights, strict=True)):
             new = np.asarray(new)
             if new.shape != w.shape:
-                raise ValueError(f"set_weights: weight {i} has shape {w.shape}, got {new.shape}")
+                raise InvalidValue(f"set_weights: weight {i} has shape {w.shape}, got {new.shape}")
         for w, new in zip(own, weights, strict=True):
             w[...] = new
 
@@ -161,29 +167,49 @@ class Sequential:
             try:
                 x = np.asarray(x)
             except Exception as e:
-                raise TypeError(f"{what}: x must be a NumPy array, got {type(x).__name__}") from e
+                raise InvalidType(f"{what}: x must be a NumPy array, got "
+                                  f"{type(x).__name__}") from e
         if x.dtype.kind not in "fiub":
-            raise TypeError(f"{what}: x must be a numeric array, got dtype {x.dtype}")
+            raise InvalidType(f"{what}: x must be a numeric array, got dtype {x.dtype}")
         if x.ndim < 1 or x.shape[0] == 0:
-            raise ValueError(f"{what}: x must hold at least one sample, got shape {x.shape}")
+            raise InvalidValue(f"{what}: x must hold at least one sample, got shape {x.shape}")
         if not self.built:
-            self.build((None,) + x.shape[1:])
+            with self._build_lock:
+                if not self.built:
+                    self._require_layers(what)
+                    self.build((None,) + x.shape[1:])
         want = self._input_shape[1:]
         if x.shape[1:] != want and x.ndim == len(want) and want[-1] == 1 \
                 and x.shape[1:] == want[:-1]:
             x = x[..., None]
         if x.shape[1:] != want:
-            raise ValueError(
+            raise InvalidValue(
                 f"{what}: the model expects inputs of shape (batch, {', '.join(map(str, want))})"
                 f", got x of shape {x.shape}"
             )
         return x
 
+    def _require_layers(self, what: str):
+        if not self.layers:
+            raise InvalidValue(f"{what}: model {self.name!r} has no layers")
+
     def _forward(self, xb: np.ndarray, training: bool) -> np.ndarray:
+        """The output for a batch, keeping what the backward pass needs (training)."""
         h = xb
         for layer in self.layers:
             h = layer.forward(h, training)
         return h
+
+    def _infer(self, xb: np.ndarray, logits: bool = False):
+        """(output, the last layer's logits if ``logits`` else None) for a batch, writing no
+        state anywhere: what predict and evaluate run, from any number of threads."""
+        h = xb
+        for layer in self.layers[:-1]:
+            h = layer.call(h, training=False)
+        last = self.layers[-1]
+        if logits:
+            return last.call_with_logits(h)
+        return last.call(h, training=False), None
 
     # -- compile / train -----------------------------------------------------------------------
     def compile(self, optimizer="adam", loss=None, metrics=None) -> None:
@@ -192,20 +218,25 @@ class Sequential:
         ``metrics``: None or ['accuracy']."""
         self.optimizer = _optimizers.get(optimizer)
         if loss is None:
-            raise ValueError("compile: loss is required, e.g. "
-                             "loss='sparse_categorical_crossentropy'")
+            raise InvalidValue("compile: loss is required, e.g. "
+                               "loss='sparse_categorical_crossentropy'")
         self.loss = _losses.get(loss)
         metrics = list(metrics or [])
         for m in metrics:
             if m not in ("accuracy", "acc"):
-                raise ValueError(f"compile: metrics may only contain 'accuracy', got {m!r}")
+                raise InvalidValue(f"compile: metrics may only contain 'accuracy', got {m!r}")
         self.metrics = ["accuracy"] if metrics else []
         self.compiled = True
 
     def _fused(self) -> bool:
+        """Whether the model ends in a softmax over the last axis that the cross-entropy
+        takes over (computed stably from the logits, with the exact gradient)."""
         last = self.layers[-1]
-        return (getattr(last, "activation", None) == "softmax" and hasattr(last, "backward_pre")
-                and not self.loss.from_logits)
+        if getattr(last, "activation", None) != "softmax" or not hasattr(last, "backward_pre") \
+                or self.loss.from_logits:
+            return False
+        over_last = getattr(last, "softmax_over_last_axis", None)
+        return over_last is None or over_last(len(self.output_shape))
 
     def _loss_and_grad(self, out: np.ndarray, yb):
         if self._fused():
@@ -239,9 +270,9 @@ class Sequential:
 
     def _require_compiled(self, what: str):
         if not self.compiled:
-            raise ValueError(f"{what}: compile the model first, e.g. model.compile("
-                             f"optimizer='adam', loss='sparse_categorical_crossentropy', "
-                             f"metrics=['accuracy'])")
+            raise InvalidValue(f"{what}: compile the model first, e.g. model.compile("
+                               f"optimizer='adam', loss='sparse_categorical_crossentropy', "
+                               f"metrics=['accuracy'])")
 
     def _correct(self, out: np.ndarray, yb) -> int:
         pred = out.argmax(axis=-1)
@@ -252,10 +283,19 @@ class Sequential:
 
     def _check_y(self, x: np.ndarray, y, what: str) -> np.ndarray:
         if y is None:
-            raise ValueError(f"{what}: y (the labels) is required")
-        y = np.asarray(y)
+            raise InvalidValue(f"{what}: y (the labels) is required")
+        if len(self.output_shape) != 2:
+            raise InvalidValue(f"{what}: the cross-entropy losses need (batch, classes) "
+                               f"outputs, but model {self.name!r} outputs shape "
+                               f"{self.output_shape}")
+        try:
+            y = np.asarray(y)
+        except (TypeError, ValueError) as e:
+            raise InvalidType(f"{what}: y must be an array of labels ({e})") from None
+        if y.dtype.kind not in "iuf":
+            raise InvalidType(f"{what}: labels must be numbers, got dtype {y.dtype}")
         if y.ndim == 0 or y.shape[0] != x.shape[0]:
-            raise ValueError(
+            raise InvalidValue(
                 f"{what}: x has {x.shape[0]} samples but y has shape {y.shape}; they must match"
             )
         # Full check of label values/shape once, not per batch.
@@ -264,18 +304,18 @@ class Sequential:
         if self.loss.sparse:
             yy = y.reshape(y.shape[0], -1)
             if yy.shape[1] != 1:
-                raise ValueError(f"{what}: sparse labels must have shape (n,) or (n, 1), "
-                                 f"got {y.shape}")
+                raise InvalidValue(f"{what}: sparse labels must have shape (n,) or (n, 1), "
+                                   f"got {y.shape}")
             yy = yy[:, 0]
             k = self.output_shape[-1]
             if yy.dtype.kind not in "iu":
                 if yy.dtype.kind != "f" or not np.all(yy == np.floor(yy)):
-                    raise TypeError(f"{what}: labels must be integer class indices, got dtype "
-                                    f"{y.dtype}")
+                    raise InvalidType(f"{what}: labels must be integer class indices, got "
+                                      f"dtype {y.dtype}")
                 yy = yy.astype(np.int64)
             if yy.min() < 0 or yy.max() >= k:
-                raise ValueError(f"{what}: labels must be in [0, {k}) for a model with {k} "
-                                 f"outputs, got values from {yy.min()} to {yy.max()}")
+                raise InvalidValue(f"{what}: labels must be in [0, {k}) for a model with {k} "
+                                   f"outputs, got values from {yy.min()} to {yy.max()}")
             return yy
         return y
 
@@ -309,21 +349,22 @@ class Sequential:
         bs = _batch_size(batch_size)
         vb = _verbose(verbose)
         if not isinstance(epochs, numbers.Integral) or isinstance(epochs, bool) or epochs < 0:
-            raise ValueError(f"fit: epochs must be a non-negative int, got {epochs!r}")
+            raise InvalidValue(f"fit: epochs must be a non-negative int, got {epochs!r}")
         if not isinstance(validation_split, numbers.Real) or not 0 <= validation_split < 1:
-            raise ValueError(f"fit: validation_split must be in [0, 1), got {validation_split!r}")
+            raise InvalidValue(f"fit: validation_split must be in [0, 1), got "
+                               f"{validation_split!r}")
         x = self._check_x(x, "fit")
         y = self._check_y(x, y, "fit")
         val = None
         if validation_data is not None:
             if not isinstance(validation_data, tuple | list) or len(validation_data) != 2:
-                raise ValueError("fit: validation_data must be a tuple (x_val, y_val)")
+                raise InvalidValue("fit: validation_data must be a tuple (x_val, y_val)")
             vx = self._check_x(validation_data[0], "fit (validation_data)")
             val = (vx, self._check_y(vx, validation_data[1], "fit (validation_data)"))
         elif validation_split > 0:
             n_val = int(x.shape[0] * validation_split)
             if n_val == 0 or n_val == x.shape[0]:
-                raise ValueError(f"fit: validation_split={validation_split} leaves "
+                raise InvalidValue(f"fit: validation_split={validation_split} leaves "
                                  f"{x.shape[0] - n_val} training and {n_val} validation samples "
                                  f"of {x.shape[0]}; both must be at least 1")
             val = (x[-n_val:], y[-n_val:])
@@ -381,13 +422,13 @@ class Sequential:
     def _evaluate_arrays(self, x, y, bs: int):
         tot_loss, correct = 0.0, 0
         dt = self._dtype
+        fused = self._fused()
         for s in range(0, x.shape[0], bs):
             xb = x[s:s + bs].astype(dt, copy=False)
             yb = y[s:s + bs]
-            out = self._forward(xb, training=False)
-            if self._fused() or self.loss.from_logits:
-                src = self.layers[-1]._z if self._fused() else out
-                loss = self.loss.fused(yb, src)[0]
+            out, z = self._infer(xb, logits=fused)
+            if fused or self.loss.from_logits:
+                loss = self.loss.fused(yb, z if fused else out)[0]
             else:
                 loss = self.loss.value_and_grad(yb, out)[0]
             tot_loss += loss * xb.shape[0]
@@ -422,14 +463,17 @@ class Sequential:
         out = np.empty((x.shape[0], *self.output_shape[1:]), self._dtype)
         dt = self._dtype
         for s in range(0, x.shape[0], bs):
-            out[s:s + bs] = self._forward(x[s:s + bs].astype(dt, copy=False), training=False)
+            out[s:s + bs] = self._infer(x[s:s + bs].astype(dt, copy=False))[0]
         bar.start = t0
         bar.finish(bar.total, {})
         return out
 
     def __call__(self, x, training: bool = False) -> np.ndarray:
-        x = self._check_x(x, "call")
-        return self._forward(x.astype(self._dtype, copy=False), training)
+        x = self._check_x(x, "call").astype(self._dtype, copy=False)
+        h = x
+        for layer in self.layers:
+            h = layer.call(h, training)
+        return h
 
     # -- summary -------------------------------------------------------------------------------
     def layer_table(self) -> list[dict]:
@@ -448,7 +492,7 @@ class Sequential:
         rank = len(in_shape) - 2
         rf = [1] * rank if rank >= 1 else None
         jump = [1] * rank if rank >= 1 else None
-        grid = list(in_shape[1:-1]) if rank >= 1 else None
+        grid = _spatial_dims(in_shape, self.layers[0]) if rank >= 1 else None
         itemsize = self._dtype.itemsize
         rows = []
         shape = in_shape
@@ -456,29 +500,28 @@ class Sequential:
             t = type(layer).__name__
             out = layer.output_shape
             macs = 0
-            if t == "Conv2D":
+            conv = isinstance(layer, _layers.Conv2D)
+            if conv:
                 kh, kw = layer.kernel_size
-                macs = int(np.prod(out[1:])) * kh * kw * int(shape[-1])
-            elif t == "Dense":
+                cin = shape[1] if layer.data_format == "channels_first" else shape[-1]
+                macs = int(np.prod(out[1:])) * kh * kw * int(cin)
+            elif isinstance(layer, _layers.Dense):
                 macs = int(np.prod(shape[1:])) * layer.units
-            if rf is not None and jump is not None and t in _SPATIAL_TYPES and \
-                    len(out) - 2 == len(rf):
-                if t == "Conv2D":
+            windowed = conv or isinstance(layer, _layers.BasePooling)
+            if rf is not None and jump is not None and windowed and len(out) - 2 == len(rf):
+                if conv:
                     win = [d * (k - 1) + 1 for k, d in zip(layer.kernel_size,
                                                           layer.dilation_rate, strict=True)]
                 else:
                     win = list(layer.pool_size)
                 rf = [r + (w - 1) * j for r, w, j in zip(rf, win, jump, strict=True)]
                 jump = [j * s for j, s in zip(jump, layer.strides, strict=True)]
-                grid = list(out[1:-1])
-            elif jump is not None and (t in ("Flatten", "GlobalMaxPooling2D",
-                                             "GlobalAveragePooling2D")):
-                if t.startswith("Global"):
-                    rf = [r + (n - 1) * j for r, n, j in zip(rf, grid, jump, strict=True)]
-                    jump = None
-                else:
-                    rf_flat = [r + (n - 1) * j for r, n, j in zip(rf, grid, jump, strict=True)]
-                    rf, jump = rf_flat, None
+                grid = _spatial_dims(out, layer)
+            elif jump is not None and isinstance(layer, _layers.Flatten
+                                                 | _layers.BaseGlobalPooling):
+                # After this a unit sees the whole grid: the field spans every cell of it.
+                rf = [r + (n - 1) * j for r, n, j in zip(rf, grid, jump, strict=True)]
+                jump = None
             elif jump is not None and len(out) != len(shape):
                 rf, jump = None, None
             rows.append({
@@ -562,13 +605,20 @@ class Sequential:
         }
 
     def save(self, filepath) -> None:
-        """Write the model (config, weights, compile settings) to ONE zip file, atomically."""
-        from .saving import save_model
-
+        """Write the model (config, weights, compile settings) to ONE zip file, atomically
+        (format: :mod:`poolkit.keras.saving`)."""
         save_model(self, filepath)
 
     def __repr__(self) -> str:
         return f"<Sequential name={self.name!r} layers={len(self.layers)}>"
+
+
+def _spatial_dims(shape, layer) -> list:
+    """The spatial sizes of ``shape`` in ``layer``'s data_format (channels_last if it has
+    none)."""
+    if getattr(layer, "data_format", "channels_last") == "channels_first":
+        return list(shape[2:])
+    return list(shape[1:-1])
 
 
 def _fmt_bytes(n: float) -> str:
@@ -579,8 +629,85 @@ def _fmt_bytes(n: float) -> str:
     return f"{n:.2f} GB"
 
 
-def load_model(filepath, compile: bool = True) -> Sequential:
-    """Load a model written by ``model.save`` (never unpickles or executes anything)."""
-    from .saving import load_model as _load
+def _compile_config(model: Sequential) -> dict | None:
+    if not model.compiled:
+        return None
+    opt = model.optimizer
+    return {
+        "optimizer": {"class_name": type(opt).__name__, "config": opt.get_config()},
+        "loss": {"class_name": type(model.loss).__name__, "config": model.loss.get_config()},
+        "metrics": list(model.metrics),
+    }
 
-    return _load(filepath, compile=compile)
+
+def save_model(model: Sequential, filepath) -> None:
+    """Write ``model`` (its config, weights and compile settings) to ONE zip file at
+    ``filepath``, atomically: see :mod:`poolkit.keras.saving` for the format."""
+    if not isinstance(model, Sequential):
+        raise InvalidType(f"save_model: model must be a Sequential, got {type(model).__name__}")
+    if not isinstance(filepath, str | os.PathLike):
+        raise InvalidType(f"save_model: filepath must be a path, got {filepath!r}")
+    model._require_built("save")
+    _saving.write_archive(filepath, {"model": model.get_config(),
+                                     "compile": _compile_config(model)}, model.weights)
+
+
+_OPTIMIZERS = {"Adam": _optimizers.Adam, "SGD": _optimizers.SGD}
+_LOSSES = {"SparseCategoricalCrossentropy": _losses.SparseCategoricalCrossentropy,
+           "CategoricalCrossentropy": _losses.CategoricalCrossentropy}
+
+
+def load_model(filepath, compile: bool = True) -> Sequential:
+    """Load a model written by ``model.save`` / :func:`save_model`.
+
+    Never unpickles or executes anything: layer classes come from a fixed table
+    (:func:`poolkit.keras.layers.get`). A missing file raises FileNotFoundError; a file that
+    is not a poolkit model, or whose layers, weights or compile settings do not fit together,
+    raises InvalidValue (a ValueError) naming the file.
+    """
+    if not isinstance(filepath, str | os.PathLike):
+        raise InvalidType(f"load_model: filepath must be a path, got {filepath!r}")
+    path = os.fspath(filepath)
+    cfg, arrays = _saving.read_archive(path)
+    mcfg = cfg.get("model")
+    if not isinstance(mcfg, dict) or not isinstance(mcfg.get("layers"), list):
+        raise _saving.bad_file(path, "config.json has no 'model' with a 'layers' list")
+    model = Sequential(name=str(mcfg.get("name") or "sequential"))
+    shape = mcfg.get("input_shape")
+    try:
+        layer_objs = []
+        for i, spec in enumerate(mcfg["layers"]):
+            if not isinstance(spec, dict) or not isinstance(spec.get("config"), dict):
+                raise InvalidValue(f"layer {i} is not a {{class_name, config}} object")
+            cls = _layers.get(spec.get("class_name"))
+            layer_objs.append(cls.from_config(dict(spec["config"])))
+        if shape is not None:
+            if not isinstance(shape, list):
+                raise InvalidValue(f"input_shape must be a list, got {shape!r}")
+            model.add(_layers.InputLayer(shape=tuple(shape), dtype=layer_objs[0].dtype
+                                         if layer_objs else None))
+        for layer in layer_objs:
+            model.add(layer)
+    except (TypeError, ValueError) as e:
+        raise _saving.bad_file(path, f"bad layer configuration: {e}") from None
+    if not model.built:
+        raise _saving.bad_file(path, "the model has no input shape")
+    own = model.weights
+    if len(arrays) != len(own):
+        raise _saving.bad_file(path, f"the model's layers have {len(own)} weight arrays but the "
+                                     f"file holds {len(arrays)}")
+    for i, (a, w) in enumerate(zip(arrays, own, strict=True)):
+        if a.shape != w.shape:
+            raise _saving.bad_file(path, f"weight {i} has shape {a.shape}, but the layer "
+                                         f"expects {w.shape}")
+    model.set_weights(arrays)
+    comp = cfg.get("compile")
+    if compile and comp:
+        try:
+            opt, loss = comp["optimizer"], comp["loss"]
+            model.compile(optimizer=_OPTIMIZERS[opt["class_name"]](**opt["config"]),
+                          loss=_LOSSES[loss["class_name"]](**loss["config"]),
+                          metrics=comp.get("metrics") or None)
+        except (KeyError, TypeError, ValueError) as e:
+            raise _saving.bad_file(path, f"bad compile configuration ({e!r})") from None
+    return model

@@ -1,181 +1,118 @@
-"""Saving and loading models: ONE zip file holding ``config.json`` and one ``.npy`` per weight.
+"""The model archive: ONE zip file holding ``config.json`` and one ``.npy`` per weight array.
 
 Format (version 1)::
 
-    config.json         {"format": "poolkit.keras", "version": 1, "model": {...Sequential config},
+    config.json         {"format": "poolkit.keras", "version": 1, "model": {...},
                          "compile": {...} | null, "weights": [{"file", "shape", "dtype"}, ...]}
-    weights/0000.npy    np.save(..., allow_pickle=False), in model.weights order
+    weights/0000.npy    np.save(..., allow_pickle=False), one per array, in order
 
-Loading never unpickles or executes anything: JSON is parsed, layer classes are looked up in a
-fixed table, arrays are read with ``np.load(allow_pickle=False)``, and every mismatch (not a zip,
-truncated, bad JSON, unknown layer, wrong weight shape) raises ValueError naming the file.
-Writing goes to a temporary file in the same directory, then ``os.replace``: a crash mid-write
-leaves any previous file untouched.
+This module knows the archive, not the models: :func:`write_archive` and :func:`read_archive`
+move a config dict and a list of arrays in and out of a file, and
+:mod:`poolkit.keras.models` (``model.save``, ``load_model``) turns models into configs and
+back. Reading never unpickles or executes anything: JSON is parsed and arrays are read with
+``np.load(allow_pickle=False)``; a file that is not a zip, is truncated, has bad JSON, another
+format or version, a missing or malformed array, or an array whose shape or dtype differs from
+its entry raises InvalidValue (a ValueError) naming the file. Writing is atomic
+(:func:`poolkit._io.atomic_write`): a crash mid-write leaves any previous file untouched.
 """
 
 from __future__ import annotations
 
+import errno
 import io
 import json
 import os
-import tempfile
 import zipfile
 
 import numpy as np
 
-from . import layers as _layers
-from . import losses as _losses
-from . import optimizers as _optimizers
+from .._io import atomic_write
+from ..errors import InvalidValue
 
-__all__ = ["save_model", "load_model", "atomic_write", "FORMAT", "VERSION"]
+__all__ = ["write_archive", "read_archive", "FORMAT", "VERSION"]
 
 FORMAT = "poolkit.keras"
 VERSION = 1
 
 
-def _compile_config(model) -> dict | None:
-    if not model.compiled:
-        return None
-    opt = model.optimizer
-    return {
-        "optimizer": {"class_name": type(opt).__name__, "config": opt.get_config()},
-        "loss": {"class_name": type(model.loss).__name__, "config": model.loss.get_config()},
-        "metrics": list(model.metrics),
-    }
+def write_archive(filepath, config: dict, arrays: list[np.ndarray]) -> None:
+    """Write ``config`` (a JSON-able dict; its keys "format", "version" and "weights" are set
+    here) and ``arrays`` to ONE zip file at ``filepath``, atomically."""
+    entries = [{"file": f"weights/{i:04d}.npy", "shape": list(a.shape), "dtype": a.dtype.name}
+               for i, a in enumerate(arrays)]
+    doc = {"format": FORMAT, "version": VERSION, **config, "weights": entries}
+    text = json.dumps(doc, indent=1)
 
-
-def save_model(model, filepath) -> None:
-    path = os.fspath(filepath)
-    model._require_built("save")
-    weights = model.weights
-    entries = []
-    for i, w in enumerate(weights):
-        entries.append({"file": f"weights/{i:04d}.npy", "shape": list(w.shape),
-                        "dtype": w.dtype.name})
-    config = {"format": FORMAT, "version": VERSION, "model": model.get_config(),
-              "compile": _compile_config(model), "weights": entries}
     def write(f):
         with zipfile.ZipFile(f, "w", compression=zipfile.ZIP_DEFLATED) as zf:
-            zf.writestr("config.json", json.dumps(config, indent=1))
-            for entry, w in zip(entries, weights, strict=True):
+            zf.writestr("config.json", text)
+            for entry, a in zip(entries, arrays, strict=True):
                 buf = io.BytesIO()
-                np.save(buf, np.ascontiguousarray(w), allow_pickle=False)
+                np.save(buf, np.ascontiguousarray(a), allow_pickle=False)
                 zf.writestr(entry["file"], buf.getvalue())
 
-    atomic_write(path, write)
+    atomic_write(filepath, write)
 
 
-def atomic_write(path: str, write) -> None:
-    """Call ``write(binary_file)`` on a temporary file in ``path``'s directory, fsync it and
-    rename it over ``path``; on any error the temporary file is removed and ``path`` is left as
-    it was. The file gets the permissions ``open()`` would give (mkstemp's are 0600)."""
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp",
-                               dir=directory)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+def bad_file(path: str, what: str) -> InvalidValue:
+    """The error for a model file poolkit cannot load: names the file and the reason."""
+    return InvalidValue(f"cannot load model from {path!r}: {what}")
 
 
-def _bad(path: str, what: str) -> ValueError:
-    return ValueError(f"cannot load model from {path!r}: {what}")
+def read_archive(filepath) -> tuple[dict, list[np.ndarray]]:
+    """(config dict, float arrays in order) from a file written by :func:`write_archive`.
 
-
-def load_model(filepath, compile: bool = True):
-    from .models import Sequential
-
+    Every array is checked against its entry in the config (shape, floating dtype); the caller
+    checks that the arrays fit its model. Raises FileNotFoundError for a missing file and
+    InvalidValue naming the file for anything malformed.
+    """
     path = os.fspath(filepath)
     if not os.path.exists(path):
-        raise FileNotFoundError(f"no model file at {path!r}")
+        raise FileNotFoundError(errno.ENOENT, "no model file", path)
     try:
         zf = zipfile.ZipFile(path, "r")
     except zipfile.BadZipFile:
-        raise _bad(path, "not a poolkit model file (not a zip archive, or truncated)") from None
+        raise bad_file(path, "not a poolkit model file (not a zip archive, or truncated)") \
+            from None
     with zf:
         try:
             raw = zf.read("config.json")
         except KeyError:
-            raise _bad(path, "the archive has no config.json") from None
+            raise bad_file(path, "the archive has no config.json") from None
         except (zipfile.BadZipFile, OSError, EOFError) as e:
-            raise _bad(path, f"config.json is corrupt ({e})") from None
+            raise bad_file(path, f"config.json is corrupt ({e})") from None
         try:
             cfg = json.loads(raw.decode("utf-8"))
         except (UnicodeDecodeError, json.JSONDecodeError) as e:
-            raise _bad(path, f"config.json is not valid JSON ({e})") from None
+            raise bad_file(path, f"config.json is not valid JSON ({e})") from None
         if not isinstance(cfg, dict) or cfg.get("format") != FORMAT:
-            raise _bad(path, f"config.json does not describe a {FORMAT!r} model")
+            raise bad_file(path, f"config.json does not describe a {FORMAT!r} model")
         if cfg.get("version") != VERSION:
-            raise _bad(path, f"unsupported format version {cfg.get('version')!r} "
-                             f"(this poolkit reads version {VERSION})")
-        mcfg = cfg.get("model")
-        if not isinstance(mcfg, dict) or not isinstance(mcfg.get("layers"), list):
-            raise _bad(path, "config.json has no 'model' with a 'layers' list")
-        model = Sequential(name=str(mcfg.get("name") or "sequential"))
-        shape = mcfg.get("input_shape")
-        try:
-            layer_objs = []
-            for i, spec in enumerate(mcfg["layers"]):
-                if not isinstance(spec, dict) or not isinstance(spec.get("config"), dict):
-                    raise ValueError(f"layer {i} is not a {{class_name, config}} object")
-                cls = _layers.get(spec.get("class_name"))
-                layer_objs.append(cls.from_config(dict(spec["config"])))
-            if shape is not None:
-                model.add(_layers.InputLayer(shape=tuple(shape), dtype=layer_objs[0].dtype
-                                             if layer_objs else None))
-            for layer in layer_objs:
-                model.add(layer)
-        except (TypeError, ValueError) as e:
-            raise _bad(path, f"bad layer configuration: {e}") from None
-        if not model.built:
-            raise _bad(path, "the model has no input shape")
+            raise bad_file(path, f"unsupported format version {cfg.get('version')!r} "
+                                 f"(this poolkit reads version {VERSION})")
         entries = cfg.get("weights")
-        own = model.weights
-        if not isinstance(entries, list) or len(entries) != len(own):
-            raise _bad(path, f"the model's layers have {len(own)} weight arrays but the file "
-                             f"lists {len(entries) if isinstance(entries, list) else entries!r}")
+        if not isinstance(entries, list):
+            raise bad_file(path, f"config.json has no 'weights' list (got {entries!r})")
         arrays = []
-        for i, (entry, w) in enumerate(zip(entries, own, strict=True)):
+        for i, entry in enumerate(entries):
             name = entry.get("file") if isinstance(entry, dict) else None
             try:
                 data = zf.read(name)
             except (KeyError, TypeError):
-                raise _bad(path, f"weight {i}: missing array {name!r}") from None
+                raise bad_file(path, f"weight {i}: missing array {name!r}") from None
             except (zipfile.BadZipFile, OSError, EOFError) as e:
-                raise _bad(path, f"weight {i} ({name}) is corrupt ({e})") from None
+                raise bad_file(path, f"weight {i} ({name}) is corrupt ({e})") from None
             try:
                 a = np.load(io.BytesIO(data), allow_pickle=False)
             except (ValueError, OSError, EOFError) as e:
-                raise _bad(path, f"weight {i} ({name}) is not a valid .npy array ({e})") from None
-            if not isinstance(a, np.ndarray) or a.shape != w.shape:
-                raise _bad(path, f"weight {i} ({name}) has shape "
-                                 f"{getattr(a, 'shape', None)}, but the layer expects {w.shape}")
+                raise bad_file(path, f"weight {i} ({name}) is not a valid .npy array ({e})") \
+                    from None
+            listed = entry.get("shape")
+            if not isinstance(a, np.ndarray) or not isinstance(listed, list) or \
+                    a.shape != tuple(listed):
+                raise bad_file(path, f"weight {i} ({name}) has shape "
+                                     f"{getattr(a, 'shape', None)}, but the file lists {listed!r}")
             if a.dtype.kind != "f":
-                raise _bad(path, f"weight {i} ({name}) has dtype {a.dtype}; expected floats")
+                raise bad_file(path, f"weight {i} ({name}) has dtype {a.dtype}; expected floats")
             arrays.append(a)
-        model.set_weights(arrays)
-        comp = cfg.get("compile")
-        if compile and comp:
-            try:
-                opt = comp["optimizer"]
-                opt_cls = {"Adam": _optimizers.Adam, "SGD": _optimizers.SGD}[opt["class_name"]]
-                loss = comp["loss"]
-                loss_cls = {"SparseCategoricalCrossentropy": _losses.SparseCategoricalCrossentropy,
-                            "CategoricalCrossentropy": _losses.CategoricalCrossentropy
-                            }[loss["class_name"]]
-                model.compile(optimizer=opt_cls(**opt["config"]), loss=loss_cls(**loss["config"]),
-                              metrics=comp.get("metrics") or None)
-            except (KeyError, TypeError, ValueError) as e:
-                raise _bad(path, f"bad compile configuration ({e!r})") from None
-    return model
+    return cfg, arrays

@@ -12,6 +12,8 @@ import random
 
 import numpy as np
 
+from ..errors import InvalidType, InvalidValue
+
 __all__ = ["set_random_seed", "to_categorical", "rng"]
 
 _RNG = np.random.default_rng()
@@ -21,9 +23,9 @@ def set_random_seed(seed: int) -> None:
     """Seed poolkit's generator, NumPy's legacy global one and Python's ``random``."""
     global _RNG
     if not isinstance(seed, numbers.Integral) or isinstance(seed, bool):
-        raise TypeError(f"seed must be an int, got {type(seed).__name__} {seed!r}")
+        raise InvalidType(f"seed must be an int, got {type(seed).__name__} {seed!r}")
     if seed < 0:
-        raise ValueError(f"seed must be >= 0, got {seed}")
+        raise InvalidValue(f"seed must be >= 0, got {seed}")
     _RNG = np.random.default_rng(int(seed))
     np.random.seed(int(seed) % 2**32)
     random.seed(int(seed))
@@ -41,13 +43,13 @@ def to_categorical(y, num_classes: int | None = None, dtype="float32") -> np.nda
         if y.dtype.kind == "f" and np.all(y == np.round(y)):
             y = y.astype(np.int64)
         else:
-            raise TypeError(f"to_categorical: y must hold integer class indices, got {y.dtype}")
+            raise InvalidType(f"to_categorical: y must hold integer class indices, got {y.dtype}")
     y = y.reshape(-1)
     if y.size and y.min() < 0:
-        raise ValueError(f"to_categorical: class indices must be >= 0, got {y.min()}")
+        raise InvalidValue(f"to_categorical: class indices must be >= 0, got {y.min()}")
     n = int(y.max()) + 1 if num_classes is None else int(num_classes)
     if y.size and y.max() >= n:
-        raise ValueError(
+        raise InvalidValue(
             f"to_categorical: class index {int(y.max())} is out of range for num_classes={n}"
         )
     out = np.zeros((y.size, n), dtype)

@@ -8,13 +8,13 @@ import json
 import os
 import sys
 
-from . import figures, shapes_table, sweep
+from . import figures, models, shapes_table, sweep
 
 
 def _model(spec: str | None):
     """'seed' (or None): the tutorial's model; anything else: a saved model file."""
     if spec in (None, "seed"):
-        return sweep.seed_model()
+        return models.seed_model()
     from ..keras.models import load_model
 
     return load_model(spec)
@@ -75,7 +75,7 @@ def sweep_cmd(args) -> int:
                  "consist. 1px", "consist. 4px", "s/epoch")))
     plot = args.plot or os.path.splitext(args.csv)[0] + ".png"
     limit = f", first {args.limit} examples" if args.limit else ""
-    figures.save_figure(sweep.sweep_figure(
+    figures.save_figure(figures.sweep_figure(
         rows, f"{args.dataset}, {args.epochs} epoch(s){limit}, seed {args.seed}"), plot)
     print(f"results: {args.csv}\nplot: {plot}", file=sys.stderr)
     return 0

@@ -1,6 +1,7 @@
-"""Feature maps before and after pooling, as a matplotlib Figure (``poolkit show``).
+"""Figures: feature maps before and after pooling (``poolkit show`` and the demo's
+``feature_maps.png``) and a sweep's results (``poolkit sweep``), as matplotlib Figures.
 
-The figure has one header row and one row per channel:
+:func:`feature_map_figure` (``poolkit show``) has one header row and one row per channel:
 
 - header: the input image; an enlarged crop of one feature map with every cell's value, the
   window of each output cell outlined in its own colour (the value max pooling picks in
@@ -19,24 +20,22 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from ..ops import average_pool, max_pool
+from .._io import atomic_write
+from ..errors import InvalidValue
+from ..kinds import POOL_KINDS, get_kind
 from ..shapes import keras_spec
+from .models import is_windowed, pool_op
 
 __all__ = [
-    "POOL_TYPES",
     "load_image",
     "dataset_digit",
     "first_conv_layer",
     "conv_feature_maps",
     "feature_map_figure",
+    "model_feature_maps_figure",
+    "sweep_figure",
     "save_figure",
 ]
-
-# name -> (label, function(x, pool_size, strides, padding)); other pooling types join here.
-POOL_TYPES = {
-    "max": ("max pool", max_pool),
-    "avg": ("average pool", average_pool),
-}
 
 _WINDOW_COLOURS = ("#e41a1c", "#377eb8", "#4daf4a", "#ff7f00", "#984ea3", "#a65628",
                    "#f781bf", "#17becf", "#bcbd22", "#1f3d7a", "#8c564b", "#2ca02c",
@@ -73,7 +72,7 @@ def load_image(path: str | os.PathLike, size: int = 28) -> np.ndarray:
                 im = Image.alpha_composite(bg, im)
             gray = np.asarray(im.convert("L"), dtype=np.float32)
     except UnidentifiedImageError:
-        raise ValueError(
+        raise InvalidValue(
             f"image file {os.fspath(path)!r} is not an image Pillow can read"
         ) from None
     border = np.concatenate([gray[0], gray[-1], gray[:, 0], gray[:, -1]])
@@ -96,11 +95,11 @@ def load_image(path: str | os.PathLike, size: int = 28) -> np.ndarray:
 
 def dataset_digit(index: int = 0) -> tuple[np.ndarray, int]:
     """Test digit ``index`` of the embedded MNIST sample: ((28, 28) float32 in [0, 1], label)."""
-    from ..keras.datasets import mnist_sample
+    from ..data import load_raw
 
-    _, (x_test, y_test) = mnist_sample.load_data()
+    _, (x_test, y_test) = load_raw("mnist-sample")
     if not isinstance(index, int | np.integer) or not 0 <= index < len(x_test):
-        raise ValueError(
+        raise InvalidValue(
             f"index must be an int in [0, {len(x_test) - 1}] (the sample's test digits), "
             f"got {index!r}"
         )
@@ -116,14 +115,15 @@ def first_conv_layer(model=None, seed: int = 0, train_examples: int = 0):
     training digits of the embedded sample, so the filters are edge and stroke detectors rather
     than random ones (2,000 digits take a few seconds)."""
     if model is None:
+        from ..data import load_dataset
         from ..keras import utils
-        from .sweep import load_dataset, seed_model
+        from .models import seed_model
 
         utils.set_random_seed(seed)
         model = seed_model()
         if train_examples:
             if not isinstance(train_examples, int) or train_examples < 0:
-                raise ValueError(
+                raise InvalidValue(
                     f"train_examples must be a non-negative int, got {train_examples!r}"
                 )
             (x, y), _ = load_dataset("mnist-sample")
@@ -132,10 +132,12 @@ def first_conv_layer(model=None, seed: int = 0, train_examples: int = 0):
         from ..keras.models import load_model
 
         model = load_model(model)
+    from ..keras.layers import Conv2D
+
     for layer in model.layers:
-        if type(layer).__name__ == "Conv2D":
+        if isinstance(layer, Conv2D):
             return layer
-    raise ValueError(f"model {getattr(model, 'name', model)!r} has no Conv2D layer to show")
+    raise InvalidValue(f"model {getattr(model, 'name', model)!r} has no Conv2D layer to show")
 
 
 def conv_feature_maps(image: np.ndarray, conv) -> np.ndarray:
@@ -145,8 +147,15 @@ def conv_feature_maps(image: np.ndarray, conv) -> np.ndarray:
     if x.ndim == 2:
         x = x[..., None]
     if x.ndim != 3:
-        raise ValueError(f"image must be (H, W) or (H, W, C), got shape {x.shape}")
+        raise InvalidValue(f"image must be (H, W) or (H, W, C), got shape {x.shape}")
     return np.asarray(conv(x[None]))[0]
+
+
+def _check_modes(modes) -> None:
+    windowed = [k for k in POOL_KINDS if is_windowed(k)]
+    for m in modes:
+        if m not in windowed:
+            raise InvalidValue(f"modes must be among {windowed}, got {m!r}")
 
 
 def _pick_channels(maps: np.ndarray, n: int) -> list[int]:
@@ -197,20 +206,20 @@ def feature_map_figure(
     """Figure of feature maps ``maps`` (H, W, C) of ``image`` (h, w) before and after pooling.
 
     ``pool_size``/``strides``/``padding`` follow Keras (strides ``None`` = pool size; square
-    windows). ``modes`` are keys of :data:`POOL_TYPES`. ``channels`` picks the channel rows;
-    default ``n_channels`` of them: the strongest (largest total |activation|), then each time
-    the one least correlated with those already picked. The zoomed crop in the header shows the
-    first channel around its strongest cell. Returns a ``matplotlib.figure.Figure``.
+    windows). ``modes`` are windowed kinds of :data:`poolkit.kinds.POOL_KINDS`. ``channels``
+    picks the channel rows; default ``n_channels`` of them: the strongest (largest total
+    |activation|), then each time the one least correlated with those already picked. The
+    zoomed crop in the header shows the first channel around its strongest cell. Returns a
+    ``matplotlib.figure.Figure``.
     """
     plt = _mpl()
     from matplotlib.patches import Rectangle
 
     maps = np.asarray(maps, np.float32)
     if maps.ndim != 3:
-        raise ValueError(f"maps must be (H, W, C) feature maps, got shape {maps.shape}")
-    for m in modes:
-        if m not in POOL_TYPES:
-            raise ValueError(f"modes must be among {sorted(POOL_TYPES)}, got {m!r}")
+        raise InvalidValue(f"maps must be (H, W, C) feature maps, got shape {maps.shape}")
+    _check_modes(modes)
+    labels = {m: get_kind(m).label for m in modes}
     h, w, c = maps.shape
     spec = keras_spec((h, w), pool_size, strides, padding, op="show")
     if channels is None:
@@ -218,8 +227,8 @@ def feature_map_figure(
     channels = [int(ch) for ch in channels]
     for ch in channels:
         if not 0 <= ch < c:
-            raise ValueError(f"channels must be in [0, {c - 1}], got {ch}")
-    pooled = {m: POOL_TYPES[m][1](maps[None], pool_size, strides, padding)[0] for m in modes}
+            raise InvalidValue(f"channels must be in [0, {c - 1}], got {ch}")
+    pooled = {m: pool_op(m)(maps[None], pool_size, strides, padding)[0] for m in modes}
     k, s = spec.window[0], spec.stride[0]
     pool_txt = f"{k}x{k}, stride {s}" + ("" if padding == "valid" else f", {padding}")
 
@@ -290,7 +299,7 @@ def feature_map_figure(
             colour = _WINDOW_COLOURS[(i * v.shape[1] + j) % len(_WINDOW_COLOURS)]
             ax.add_patch(Rectangle((j - 0.42, i - 0.42), 0.84, 0.84, fill=False,
                                    edgecolor=colour, linewidth=2.0))
-        ax.set_title(f"{POOL_TYPES[m][0]}: outputs\nrows {r0}-{r1 - 1}, cols {c0}-{c1 - 1}",
+        ax.set_title(f"{labels[m]}: outputs\nrows {r0}-{r1 - 1}, cols {c0}-{c1 - 1}",
                      fontsize=9)
         ax.set_xticks([])
         ax.set_yticks([])
@@ -323,7 +332,7 @@ def feature_map_figure(
         for n, (m, o) in enumerate(zip(modes, outs, strict=True)):
             ax = fig.add_subplot(gs[row, 2 + n])
             im = ax.imshow(o, cmap="viridis", vmin=vmin, vmax=vmax, interpolation="nearest")
-            ax.set_title(f"{POOL_TYPES[m][0]}: {o.shape[0]}x{o.shape[1]}", fontsize=10)
+            ax.set_title(f"{labels[m]}: {o.shape[0]}x{o.shape[1]}", fontsize=10)
             ax.set_xticks([])
             ax.set_yticks([])
         fig.colorbar(im, cax=fig.add_subplot(gs[row, ncols]))
@@ -331,10 +340,8 @@ def feature_map_figure(
 
 
 def save_figure(fig, path: str | os.PathLike, dpi: int = 110) -> str:
-    """Write ``fig`` as a PNG at ``path`` atomically (``keras.saving.atomic_write``: temp file in
+    """Write ``fig`` as a PNG at ``path`` atomically (``poolkit._io.atomic_write``: temp file in
     the same dir, fsync, rename; folders created) and close it. Returns the path."""
-    from ..keras.saving import atomic_write
-
     plt = _mpl()
     path = os.fspath(path)
     try:
@@ -343,3 +350,126 @@ def save_figure(fig, path: str | os.PathLike, dpi: int = 110) -> str:
     finally:
         plt.close(fig)
     return path
+
+
+def _first_conv_and_pool(model):
+    from ..keras import layers
+
+    conv = next((layer for layer in model.layers if isinstance(layer, layers.Conv2D)), None)
+    if conv is None:
+        raise InvalidValue(f"model {getattr(model, 'name', model)!r} has no Conv2D layer")
+    i = model.layers.index(conv)
+    nxt = model.layers[i + 1] if i + 1 < len(model.layers) else None
+    if isinstance(nxt, layers.BasePooling) and nxt.pool_dimensions == 2:
+        return conv, i, nxt.pool_size, nxt.strides, nxt.padding
+    return conv, i, (2, 2), (2, 2), "valid"
+
+
+def model_feature_maps_figure(model, image, *, label=None, predicted=None, max_maps: int = 32,
+                              modes: Sequence[str] = ("max", "avg")):
+    """A matplotlib Figure of what a model's pooling does (``poolkit demo``'s
+    ``feature_maps.png``): ``image`` (H, W) or (H, W, 1) on the left; on the right one panel of
+    the first Conv2D's feature maps for it (after the convolution and its activation), then one
+    per pooling kind in ``modes`` (windowed kinds of :data:`poolkit.kinds.POOL_KINDS`) with the
+    pooling arguments of the layer that follows the convolution (2x2, stride 2, 'valid' if
+    none). Each panel shows up to ``max_maps`` channels on one colour scale and has its shape
+    in the title."""
+    plt = _mpl()
+    img = np.asarray(image, dtype=np.float32)
+    if img.ndim == 2:
+        img = img[..., None]
+    if img.ndim != 3:
+        raise InvalidValue(f"image must be (H, W) or (H, W, C), got shape {img.shape}")
+    _check_modes(modes)
+    conv, i, pool_size, strides, padding = _first_conv_and_pool(model)
+    h = img[None].astype(model._dtype)
+    for layer in model.layers[: i + 1]:
+        h = layer.call(h, training=False)
+    maps = h.astype(np.float32)
+    n = min(maps.shape[-1], max_maps)
+    cols = 8
+    rows = -(-n // cols)
+    p = "x".join(map(str, pool_size))
+    s = "x".join(map(str, strides))
+    panels = [(maps[0], f"{conv.name} ({conv.activation}) output, shape {maps.shape[1:]}")]
+    for m in modes:
+        y = pool_op(m)(maps, pool_size, strides, padding)
+        panels.append((y[0], f"{get_kind(m).label} {p}, strides {s}, {padding}: "
+                             f"shape {y.shape[1:]}"))
+    fig = plt.figure(figsize=(15, 3.2 * len(panels) + 0.6), layout="constrained")
+    left, right = fig.subfigures(1, 2, width_ratios=[1, 3.2])
+    ax = left.add_subplot(1, 1, 1)
+    ax.imshow(img[..., 0], cmap="gray")
+    title = f"test digit, shape {img.shape}"
+    if label is not None:
+        title += f"\nlabel {label}"
+        if predicted is not None:
+            title += f", predicted {predicted}"
+    ax.set_title(title, fontsize=11)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    subs = right.subfigures(len(panels), 1)
+    for sub, (arr, text) in zip(subs, panels, strict=True):
+        vmax = float(arr[..., :n].max())
+        vmin = float(arr[..., :n].min())
+        axes = sub.subplots(rows, cols)
+        im = None
+        for k, a in enumerate(np.atleast_1d(axes).ravel()):
+            a.set_xticks([])
+            a.set_yticks([])
+            if k < n:
+                im = a.imshow(arr[..., k], cmap="viridis", vmin=vmin, vmax=vmax)
+            else:
+                a.axis("off")
+        sub.suptitle(text + f" — {n} channels, one colour scale", fontsize=11)
+        sub.colorbar(im, ax=axes, shrink=0.9, pad=0.01)
+    fig.suptitle(f"What the pooling layer does: {len(model.layers)}-layer CNN, "
+                 f"channels 0-{n - 1} left to right, top to bottom", fontsize=12)
+    return fig
+
+
+def sweep_figure(rows: Sequence[dict], title: str | None = None):
+    """Bar charts of a sweep's rows (dicts as returned by :func:`poolkit.lab.sweep.run_sweep`):
+    train and test accuracy, shift consistency, and seconds per epoch with multiply-adds, one
+    bar per variant."""
+    plt = _mpl()
+    names = [r["variant"] for r in rows]
+    f = {c: np.array([float(r[c]) for r in rows]) for c in
+         ("train_accuracy", "test_accuracy", "consistency", "consistency_1px", "epoch_seconds",
+          "macs", "params")}
+    pos = np.arange(len(rows))
+    fig, axes = plt.subplots(1, 3, figsize=(max(10.0, 1.3 * len(rows) * 3), 4.2),
+                             layout="constrained")
+    ax = axes[0]
+    ax.bar(pos - 0.2, f["train_accuracy"], 0.4, label="train", color="#9ecae1")
+    ax.bar(pos + 0.2, f["test_accuracy"], 0.4, label="test", color="#08519c")
+    for p, v in zip(pos, f["test_accuracy"], strict=True):
+        ax.text(p + 0.2, v, f"{v:.3f}", ha="center", va="bottom", fontsize=7)
+    low = min(f["test_accuracy"].min(), f["train_accuracy"].min())
+    ax.set_ylim(max(0.0, low - 0.05), 1.06)
+    ax.set_title("train and test accuracy (gap = overfitting)")
+    ax.legend(loc="upper center", ncols=2, fontsize=8)
+    ax = axes[1]
+    ax.bar(pos - 0.2, f["consistency_1px"], 0.4, label="shifts <= 1 px", color="#a1d99b")
+    ax.bar(pos + 0.2, f["consistency"], 0.4, label="shifts <= 4 px", color="#31a354")
+    for p, v1, v4 in zip(pos, f["consistency_1px"], f["consistency"], strict=True):
+        ax.text(p - 0.2, v1, f"{v1:.2f}", ha="center", va="bottom", fontsize=7)
+        ax.text(p + 0.2, v4, f"{v4:.2f}", ha="center", va="bottom", fontsize=7)
+    ax.set_ylim(0.0, 1.12)
+    ax.legend(loc="upper center", ncols=2, fontsize=8)
+    ax.set_title("shift consistency: same class for\ntwo randomly shifted copies")
+    ax = axes[2]
+    ax.bar(pos, f["epoch_seconds"], 0.6, color="#fd8d3c")
+    for p, sec, m, n in zip(pos, f["epoch_seconds"], f["macs"], f["params"], strict=True):
+        ax.text(p, sec, f"{m / 1e6:.1f}M MACs\n{n / 1e3:.0f}k params", ha="center",
+                va="bottom", fontsize=7)
+    ax.set_ylim(0, f["epoch_seconds"].max() * 1.3)
+    ax.set_title("seconds per epoch")
+    for ax in axes[:2]:  # headroom for the legend, but no ticks above 1
+        ax.set_yticks([t for t in ax.get_yticks() if t <= 1.0 + 1e-9])
+    for ax in axes:
+        ax.set_xticks(pos, names, rotation=30, ha="right", fontsize=8)
+        ax.grid(axis="y", alpha=0.3)
+    if title:
+        fig.suptitle(title)
+    return fig

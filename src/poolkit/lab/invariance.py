@@ -16,8 +16,11 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from ..ops import average_pool, max_pool, max_pool_backward
+from ..errors import InvalidType, InvalidValue
+from ..kinds import POOL_KINDS
+from ..ops import max_pool, max_pool_backward
 from ..shapes import keras_spec
+from .models import is_windowed, pool_op
 
 __all__ = [
     "random_shift_pairs",
@@ -31,11 +34,11 @@ __all__ = [
 def _as_images(x, name: str = "x") -> np.ndarray:
     x = np.asarray(x)
     if x.dtype.kind not in "fiu":
-        raise TypeError(f"{name} must be a numeric array, got dtype {x.dtype}")
+        raise InvalidType(f"{name} must be a numeric array, got dtype {x.dtype}")
     if x.ndim == 3:
         x = x[..., None]
     if x.ndim != 4 or 0 in x.shape[1:]:
-        raise ValueError(f"{name} must be (N, H, W) or (N, H, W, C) images, got shape {x.shape}")
+        raise InvalidValue(f"{name} must be (N, H, W) or (N, H, W, C) images, got shape {x.shape}")
     return x
 
 
@@ -49,7 +52,7 @@ def random_shift_pairs(x, pad: int = 4, seed: int = 0) -> tuple[np.ndarray, np.n
     """
     x = _as_images(x)
     if not isinstance(pad, int) or pad < 0:
-        raise ValueError(f"pad must be a non-negative int, got {pad!r}")
+        raise InvalidValue(f"pad must be a non-negative int, got {pad!r}")
     n, h, w, _ = x.shape
     padded = np.pad(x, ((0, 0), (pad, pad), (pad, pad), (0, 0)))
     rng = np.random.default_rng(seed)
@@ -76,22 +79,27 @@ def shift_consistency(predict: Callable[[np.ndarray], np.ndarray], x, pad: int =
     """
     a, b = random_shift_pairs(x, pad, seed)
     if len(a) == 0:
-        raise ValueError("x must hold at least one image to measure consistency, got 0")
+        raise InvalidValue("x must hold at least one image to measure consistency, got 0")
     pa = np.asarray(predict(a.astype(np.float32)))
     pb = np.asarray(predict(b.astype(np.float32)))
     if pa.ndim != 2 or pa.shape != pb.shape or pa.shape[0] != len(a):
-        raise ValueError(
+        raise InvalidValue(
             f"predict must return (N, classes) scores for N={len(a)} images, got shape {pa.shape}"
         )
     return float(np.mean(pa.argmax(axis=1) == pb.argmax(axis=1)))
 
 
+def _check_mode(mode) -> str:
+    """``mode`` as a windowed pooling kind of :mod:`poolkit.kinds` ("average" is "avg")."""
+    windowed = [k for k in POOL_KINDS if is_windowed(k)]
+    m = "avg" if mode == "average" else mode
+    if m not in windowed:
+        raise InvalidValue(f"mode must be one of {windowed}, got {mode!r}")
+    return m
+
+
 def _pool(mode: str, x, pool_size, strides, padding):
-    if mode == "max":
-        return max_pool(x, pool_size, strides, padding)
-    if mode in ("avg", "average"):
-        return average_pool(x, pool_size, strides, padding)
-    raise ValueError(f"mode must be 'max' or 'avg', got {mode!r}")
+    return pool_op(_check_mode(mode))(x, pool_size, strides, padding)
 
 
 def _comparable(L: int, out: int, s: int, e: int, pb: int, t: int, q: int) -> np.ndarray:
@@ -127,12 +135,14 @@ def shift_equivariance_error(x, shift: Sequence[int], mode: str = "max", pool_si
     (shift too large for the map).
     """
     x = _as_images(x)
+    mode = _check_mode(mode)
     if x.dtype.kind != "f":
         x = x.astype(np.float64)
     t = tuple(int(v) for v in shift)
     if len(t) != 2:
-        raise ValueError(f"shift must be (dy, dx), got {shift!r}")
-    spec = keras_spec(x.shape[1:3], pool_size, strides, padding, op="shift_equivariance_error")
+        raise InvalidValue(f"shift must be (dy, dx), got {shift!r}")
+    spec = keras_spec(x.shape[1:3], pool_size, strides, padding,
+                      op="shift_equivariance_error")
     y = _pool(mode, x, pool_size, strides, padding)
     z = _pool(mode, np.roll(x, t, axis=(1, 2)), pool_size, strides, padding)
     choices = [
@@ -158,7 +168,7 @@ def shift_equivariance_error(x, shift: Sequence[int], mode: str = "max", pool_si
         if best is None or err < best["error"]:
             best = {"error": err, "q": tuple(q), "cells": int(len(rows) * len(cols))}
     if best is None:
-        raise ValueError(
+        raise InvalidValue(
             f"shift {t} is too large for pooled maps of input size {spec.in_size}: no output cell "
             f"has an unwrapped window in both the shifted and the unshifted map"
         )
@@ -176,13 +186,14 @@ def layer_equivariance(model, x, shifts: Sequence[Sequence[int]] = ((1, 0), (2, 
     """
     h = _as_images(x).astype(np.float32)
     rows = []
+    from ..keras.layers import BasePooling
+
     for layer in model.layers:
         kind = type(layer).__name__
-        if kind in ("MaxPooling2D", "AveragePooling2D"):
-            mode = "max" if kind.startswith("Max") else "avg"
+        if isinstance(layer, BasePooling) and layer.pool_dimensions == 2:
             for t in shifts:
-                res = shift_equivariance_error(h, t, mode, layer.pool_size, layer.strides,
-                                               layer.padding)
+                res = shift_equivariance_error(h, t, layer.pool_mode, layer.pool_size,
+                                               layer.strides, layer.padding)
                 rows.append({
                     "layer": layer.name, "type": kind, "pool_size": tuple(layer.pool_size),
                     "strides": tuple(layer.strides), "shift": tuple(t),

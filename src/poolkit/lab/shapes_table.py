@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Sequence
 
+from ..errors import InvalidType, InvalidValue
 from ..shapes import keras_spec, torch_spec
 
 __all__ = [
@@ -40,16 +41,16 @@ def parse_shape(text: str) -> tuple[int, ...]:
     Between 2 and 4 positive ints (1 to 3 spatial dims plus channels), separated by ``x`` or ``,``.
     """
     if not isinstance(text, str):
-        raise TypeError(f"input shape must be a string like '28x28x32', got {text!r}")
+        raise InvalidType(f"input shape must be a string like '28x28x32', got {text!r}")
     parts = [p for p in text.lower().replace(",", "x").split("x") if p.strip()]
     try:
         dims = tuple(int(p) for p in parts)
     except ValueError:
-        raise ValueError(
+        raise InvalidValue(
             f"input shape must be positive ints joined by 'x' (H x W x C), got {text!r}"
         ) from None
     if not 2 <= len(dims) <= 4 or any(d <= 0 for d in dims):
-        raise ValueError(
+        raise InvalidValue(
             f"input shape must be 1 to 3 positive spatial dims plus channels, e.g. 28x28x32, "
             f"got {text!r}"
         )
@@ -135,7 +136,7 @@ def pool_shape_table(
     """
     shape = tuple(input_shape)
     if not 2 <= len(shape) <= 4 or not all(isinstance(v, int) and v > 0 for v in shape):
-        raise ValueError(
+        raise InvalidValue(
             f"input_shape must be (*spatial, channels) with 1 to 3 positive spatial dims, "
             f"got {input_shape!r}"
         )
@@ -222,8 +223,6 @@ def format_table(rows: list[dict], columns: Sequence[str], headers: Sequence[str
 
 MODEL_TABLE_COLUMNS = ("variant", "layer", "type", "output_shape", "params", "macs", "rf_size",
                        "rf_jump")
-_POOLING_LAYERS = ("MaxPooling1D", "MaxPooling2D", "MaxPooling3D", "AveragePooling1D",
-                   "AveragePooling2D", "AveragePooling3D")
 
 
 def _with_pooling(model, pool_size: int, strides: int | None):
@@ -236,9 +235,10 @@ def _with_pooling(model, pool_size: int, strides: int | None):
     new.add(layers.InputLayer(shape=tuple(cfg["input_shape"])))
     for spec in cfg["layers"]:
         c = dict(spec["config"])
-        if spec["class_name"] in _POOLING_LAYERS:
+        cls = layers.get(spec["class_name"])
+        if issubclass(cls, layers.BasePooling):
             c["pool_size"], c["strides"] = pool_size, strides
-        new.add(layers.get(spec["class_name"]).from_config(c))
+        new.add(cls.from_config(c))
     return new
 
 

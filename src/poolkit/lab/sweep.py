@@ -1,14 +1,16 @@
 """Train model variants that differ only in how they downsample, and compare them.
 
-Every variant is the tutorial's model with its pooling layer swapped::
+Every variant is the tutorial's model with its pooling layer swapped
+(:func:`poolkit.lab.models.downsampling_model`)::
 
     Conv2D(32, (3, 3), relu, input 28x28x1) -> [downsampling] -> Flatten -> Dense(10, softmax)
 
-where ``[downsampling]`` is nothing (``none``), ``MaxPooling2D(k, s)`` (``max k/s``),
-``AveragePooling2D(k, s)`` (``avg k/s``) or ``Conv2D(32, (3, 3), strides=s, relu)`` (``conv 3/s``,
-the all-convolutional alternative of Springenberg et al. 2015). Same first convolution, same
+where ``[downsampling]`` is nothing (``none``), the pooling layer of a kind of
+:data:`poolkit.kinds.POOL_KINDS` (``max k/s``: MaxPooling2D(k, s), ``avg k/s``:
+AveragePooling2D(k, s), ...) or ``Conv2D(32, (3, 3), strides=s, relu)`` (``conv 3/s``, the
+all-convolutional alternative of Springenberg et al. 2015). Same first convolution, same
 classifier, same optimiser (Adam 1e-3), batch size and seed, so differences come from the
-downsampling step.
+downsampling step. :func:`poolkit.lab.figures.sweep_figure` draws the results.
 
 Results go to a CSV that is rewritten atomically after every finished variant (temp file, fsync,
 ``os.replace``), so an interrupted sweep keeps what it finished, and a rerun skips every variant
@@ -27,24 +29,24 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .._io import atomic_write_text
+from ..data import DATASETS, load_dataset
+from ..errors import InvalidValue
+from ..kinds import POOL_KINDS
 from .invariance import shift_consistency
+from .models import DOWNSAMPLING_KINDS, downsampling_model, has_layer, layer_takes
+from .threads import pick_threads, using_threads
 
 __all__ = [
     "Variant",
     "SWEEP_COLUMNS",
     "sweep_variants",
     "build_model",
-    "seed_model",
-    "load_dataset",
     "train_variant",
     "read_results",
     "typed",
     "run_sweep",
-    "sweep_figure",
 ]
-
-KINDS = ("none", "max", "avg", "conv")
-DATASETS = ("mnist-sample", "mnist", "fashion-mnist")
 
 # The CSV's columns, in order. The first block identifies a run (used to resume).
 KEY_COLUMNS = ("variant", "dataset", "epochs", "limit", "batch_size", "seed")
@@ -67,8 +69,9 @@ SWEEP_COLUMNS = KEY_COLUMNS + (
 
 @dataclass(frozen=True)
 class Variant:
-    """One downsampling choice: ``kind`` in ``none | max | avg | conv``; ``pool_size`` is the
-    window (the conv kernel for ``conv``), ``strides`` the stride; both None for ``none``."""
+    """One downsampling choice: ``kind`` in :data:`poolkit.lab.models.DOWNSAMPLING_KINDS`;
+    ``pool_size`` is the window (the conv kernel for ``conv``; None for a pooling kind that is
+    not windowed), ``strides`` the stride; both None for ``none``."""
 
     kind: str
     pool_size: int | None = None
@@ -76,71 +79,62 @@ class Variant:
 
     @property
     def name(self) -> str:
-        return "none" if self.kind == "none" else f"{self.kind} {self.pool_size}/{self.strides}"
+        if self.strides is None:
+            return self.kind
+        size = "" if self.pool_size is None else self.pool_size
+        return f"{self.kind} {size}/{self.strides}"
 
 
 def sweep_variants(pool_sizes: Iterable[int] = (2,), strides: Iterable[int | None] = (None,),
-                   kinds: Iterable[str] = KINDS, conv_kernel: int = 3) -> list[Variant]:
-    """The variants of a sweep: ``none`` once; ``max``/``avg`` for every (pool size, stride)
-    (stride None = pool size; duplicates once); ``conv`` once per distinct stride > 1, with a
-    ``conv_kernel`` x ``conv_kernel`` kernel. Order: none, max..., avg..., conv...."""
+                   kinds: Iterable[str] | None = None, conv_kernel: int = 3) -> list[Variant]:
+    """The variants of a sweep: ``none`` once; each pooling kind whose layer takes a window
+    for every (pool size, stride) (stride None = pool size; duplicates once); ``conv`` and each
+    pooling kind whose layer takes only ``strides``, once per distinct stride > 1 (``conv``
+    with a ``conv_kernel`` x ``conv_kernel`` kernel); a pooling kind whose layer takes neither
+    (global pooling) once. Order: none, the pooling kinds in :data:`poolkit.kinds.POOL_KINDS`
+    order, conv. ``kinds`` None: every kind of :data:`DOWNSAMPLING_KINDS` that has a layer."""
+    if kinds is None:
+        kinds = [k for k in DOWNSAMPLING_KINDS if k in ("none", "conv") or has_layer(k)]
     kinds = list(kinds)
     for k in kinds:
-        if k not in KINDS:
-            raise ValueError(f"kinds must be among {KINDS}, got {k!r}")
+        if k not in DOWNSAMPLING_KINDS:
+            raise InvalidValue(f"kinds must be among {DOWNSAMPLING_KINDS}, got {k!r}")
     pairs = []
     for k in pool_sizes:
         for s in strides:
             if not isinstance(k, int) or k < 1 or (s is not None and (not isinstance(s, int)
                                                                      or s < 1)):
-                raise ValueError(f"pool sizes and strides must be positive ints, got {k!r}/{s!r}")
+                raise InvalidValue(
+                    f"pool sizes and strides must be positive ints, got {k!r}/{s!r}")
             pair = (k, k if s is None else s)
             if pair not in pairs:
                 pairs.append(pair)
+    strided = sorted({s for _, s in pairs if s > 1})
     out = [Variant("none")] if "none" in kinds else []
-    for kind in ("max", "avg"):
-        if kind in kinds:
+    for kind in POOL_KINDS:
+        if kind not in kinds:
+            continue
+        if layer_takes(kind, "pool_size"):
             out += [Variant(kind, k, s) for k, s in pairs]
+        elif layer_takes(kind, "strides"):
+            out += [Variant(kind, None, s) for s in strided]
+        else:
+            out.append(Variant(kind))
     if "conv" in kinds:
-        for s in sorted({s for _, s in pairs if s > 1}):
-            out.append(Variant("conv", conv_kernel, s))
+        out += [Variant("conv", conv_kernel, s) for s in strided]
     return out
 
 
 def build_model(variant: Variant, input_shape: Sequence[int] = (28, 28, 1), filters: int = 32,
                 classes: int = 10):
-    """The compiled model of ``variant`` (see the module docstring); weights drawn from poolkit's
-    generator, so call ``keras.utils.set_random_seed`` first for a reproducible model."""
-    from .. import keras
-
-    layers = [keras.layers.Conv2D(filters, (3, 3), activation="relu",
-                                  input_shape=tuple(input_shape))]
-    if variant.kind == "max":
-        layers.append(keras.layers.MaxPooling2D(variant.pool_size, variant.strides))
-    elif variant.kind == "avg":
-        layers.append(keras.layers.AveragePooling2D(variant.pool_size, variant.strides))
-    elif variant.kind == "conv":
-        layers.append(keras.layers.Conv2D(filters, variant.pool_size, strides=variant.strides,
-                                          activation="relu"))
-    elif variant.kind != "none":
-        raise ValueError(f"variant kind must be among {KINDS}, got {variant.kind!r}")
-    layers += [keras.layers.Flatten(), keras.layers.Dense(classes, activation="softmax")]
-    model = keras.Sequential(layers)
+    """The compiled model of ``variant`` (Adam 1e-3, sparse categorical cross-entropy,
+    accuracy; see :func:`poolkit.lab.models.downsampling_model`); weights drawn from
+    poolkit's generator, so call ``keras.utils.set_random_seed`` first for a reproducible
+    model."""
+    model = downsampling_model(variant.kind, variant.pool_size, variant.strides,
+                               input_shape=input_shape, filters=filters, classes=classes)
     model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     return model
-
-
-def seed_model(pool: str = "max", pool_size: int = 2, strides: int | None = 2):
-    """The tutorial's model: Conv2D(32, 3x3, relu) -> MaxPooling2D(2, 2) -> Flatten -> Dense(10)."""
-    return build_model(Variant(pool, pool_size, pool_size if strides is None else strides))
-
-
-def load_dataset(name: str = "mnist-sample"):
-    """``((x_train, y_train), (x_test, y_test))`` with x as float32 (n, 28, 28, 1) in [0, 1]:
-    :func:`poolkit.demo.load_dataset`, so the sweep sees exactly what ``poolkit train`` sees."""
-    from ..demo import load_dataset as _load
-
-    return _load(name)
 
 
 def _feature_map(model) -> str:
@@ -215,7 +209,7 @@ def read_results(path: str | os.PathLike) -> list[dict]:
         if reader.fieldnames is None:
             return []
         if tuple(reader.fieldnames) != SWEEP_COLUMNS:
-            raise ValueError(
+            raise InvalidValue(
                 f"{path!r} is not a poolkit sweep CSV: columns {reader.fieldnames}, expected "
                 f"{list(SWEEP_COLUMNS)}; pass another --csv path or --fresh to replace it"
             )
@@ -223,15 +217,13 @@ def read_results(path: str | os.PathLike) -> list[dict]:
 
 
 def _write_atomic(path: str, rows: list[dict]) -> None:
-    from ..keras.saving import atomic_write
-
     text = io.StringIO(newline="")
     w = csv.DictWriter(text, fieldnames=SWEEP_COLUMNS)
     w.writeheader()
     for row in rows:
         w.writerow({c: _csv_value(row.get(c)) for c in SWEEP_COLUMNS})
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    atomic_write(path, lambda f: f.write(text.getvalue().encode("utf-8")))
+    atomic_write_text(path, text.getvalue())
 
 
 _INT_COLUMNS = ("epochs", "limit", "batch_size", "seed", "pool_size", "strides", "params", "macs",
@@ -288,33 +280,25 @@ def run_sweep(
     batch_size, seed) is already in the CSV is not retrained; without it the CSV is replaced.
     ``data`` overrides loading ``dataset`` (same format as :func:`load_dataset`); ``train_fn``
     (same signature as :func:`train_variant`) and ``log`` (default: print to stderr) are hooks.
-    ``threads``: Numba threads for the whole sweep (chosen once, so every variant gets the
-    same; "auto" = :func:`poolkit.demo.pick_threads`: 1 on a busy machine), kept in the CSV.
+    ``threads``: threads for the whole sweep (chosen once, so every variant gets the same;
+    "auto" = :func:`poolkit.lab.threads.pick_threads`: 1 on a busy machine), kept in the CSV.
     """
-    import numba
-
-    from ..demo import pick_threads
-
     n_threads = pick_threads(threads)
-    old_threads = numba.get_num_threads()
-    numba.set_num_threads(n_threads)
-    try:
+    with using_threads(n_threads):
         return _run(variants, csv_path, dataset, epochs, limit, batch_size, seed, resume,
                     consistency_images, data, train_fn, log, verbose, n_threads)
-    finally:
-        numba.set_num_threads(old_threads)
 
 
 def _run(variants, csv_path, dataset, epochs, limit, batch_size, seed, resume,
          consistency_images, data, train_fn, log, verbose, n_threads) -> list[dict]:
     if not isinstance(epochs, int) or isinstance(epochs, bool) or epochs < 1:
-        raise ValueError(f"epochs must be a positive int, got {epochs!r}")
+        raise InvalidValue(f"epochs must be a positive int, got {epochs!r}")
     if limit is not None and (not isinstance(limit, int) or limit < 1):
-        raise ValueError(f"limit must be a positive int or None, got {limit!r}")
+        raise InvalidValue(f"limit must be a positive int or None, got {limit!r}")
     if not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+        raise InvalidValue(f"batch_size must be a positive int, got {batch_size!r}")
     if dataset not in DATASETS:
-        raise ValueError(f"dataset must be one of {DATASETS}, got {dataset!r}")
+        raise InvalidValue(f"dataset must be one of {DATASETS}, got {dataset!r}")
     if log is None:
         def log(msg: str) -> None:
             print(msg, file=sys.stderr, flush=True)
@@ -352,51 +336,3 @@ def _run(variants, csv_path, dataset, epochs, limit, batch_size, seed, resume,
             f"{row['consistency_1px']:.3f} (1 px), "
             f"{row['epoch_seconds']:.1f} s/epoch ({time.perf_counter() - t0:.0f} s in all)")
     return results
-
-
-def sweep_figure(rows: Sequence[dict], title: str | None = None):
-    """Bar charts of a sweep's rows (dicts as returned by :func:`run_sweep`): train and test
-    accuracy, shift consistency, and seconds per epoch with multiply-adds, one bar per variant."""
-    from .figures import _mpl
-
-    plt = _mpl()
-    names = [r["variant"] for r in rows]
-    f = {c: np.array([float(r[c]) for r in rows]) for c in
-         ("train_accuracy", "test_accuracy", "consistency", "consistency_1px", "epoch_seconds",
-          "macs", "params")}
-    pos = np.arange(len(rows))
-    fig, axes = plt.subplots(1, 3, figsize=(max(10.0, 1.3 * len(rows) * 3), 4.2),
-                             layout="constrained")
-    ax = axes[0]
-    ax.bar(pos - 0.2, f["train_accuracy"], 0.4, label="train", color="#9ecae1")
-    ax.bar(pos + 0.2, f["test_accuracy"], 0.4, label="test", color="#08519c")
-    for p, v in zip(pos, f["test_accuracy"], strict=True):
-        ax.text(p + 0.2, v, f"{v:.3f}", ha="center", va="bottom", fontsize=7)
-    low = min(f["test_accuracy"].min(), f["train_accuracy"].min())
-    ax.set_ylim(max(0.0, low - 0.05), 1.06)
-    ax.set_title("train and test accuracy (gap = overfitting)")
-    ax.legend(loc="upper center", ncols=2, fontsize=8)
-    ax = axes[1]
-    ax.bar(pos - 0.2, f["consistency_1px"], 0.4, label="shifts <= 1 px", color="#a1d99b")
-    ax.bar(pos + 0.2, f["consistency"], 0.4, label="shifts <= 4 px", color="#31a354")
-    for p, v1, v4 in zip(pos, f["consistency_1px"], f["consistency"], strict=True):
-        ax.text(p - 0.2, v1, f"{v1:.2f}", ha="center", va="bottom", fontsize=7)
-        ax.text(p + 0.2, v4, f"{v4:.2f}", ha="center", va="bottom", fontsize=7)
-    ax.set_ylim(0.0, 1.12)
-    ax.legend(loc="upper center", ncols=2, fontsize=8)
-    ax.set_title("shift consistency: same class for\ntwo randomly shifted copies")
-    ax = axes[2]
-    ax.bar(pos, f["epoch_seconds"], 0.6, color="#fd8d3c")
-    for p, sec, m, n in zip(pos, f["epoch_seconds"], f["macs"], f["params"], strict=True):
-        ax.text(p, sec, f"{m / 1e6:.1f}M MACs\n{n / 1e3:.0f}k params", ha="center",
-                va="bottom", fontsize=7)
-    ax.set_ylim(0, f["epoch_seconds"].max() * 1.3)
-    ax.set_title("seconds per epoch")
-    for ax in axes[:2]:  # headroom for the legend, but no ticks above 1
-        ax.set_yticks([t for t in ax.get_yticks() if t <= 1.0 + 1e-9])
-    for ax in axes:
-        ax.set_xticks(pos, names, rotation=30, ha="right", fontsize=8)
-        ax.grid(axis="y", alpha=0.3)
-    if title:
-        fig.suptitle(title)
-    return fig
