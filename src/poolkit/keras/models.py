@@ -484,8 +484,12 @@ class Sequential:
         ``rf_size`` is the span of the whole field), and ``act_bytes`` (output bytes per sample).
 
         Receptive field rule per spatial layer with effective window e and stride s:
-        ``size += (e - 1) * jump; jump *= s``. After Flatten a unit sees
-        ``size + (n - 1) * jump`` pixels per dim, n being the grid size before it.
+        ``size += (e - 1) * jump; jump *= s`` (a pooling layer gives its e and s through
+        ``receptive()``: the window for windowed kinds, the filter for BlurPool, window +
+        filter - 1 for MaxBlurPool, the stride for APS, the longest window for adaptive
+        pooling). After Flatten or global pooling a unit sees ``size + (n - 1) * jump`` pixels
+        per dim, n being the grid size before it. Multiply-adds: Conv2D, Dense and the
+        weighted windows of BlurPool/MaxBlurPool (comparisons and sums are not counted).
         """
         self._require_built("layer_table")
         in_shape = self._input_shape
@@ -507,18 +511,22 @@ class Sequential:
                 macs = int(np.prod(out[1:])) * kh * kw * int(cin)
             elif isinstance(layer, _layers.Dense):
                 macs = int(np.prod(shape[1:])) * layer.units
-            windowed = conv or isinstance(layer, _layers.BasePooling)
+            pooling = isinstance(layer, _layers.BasePoolingLayer)
+            if pooling:
+                macs = layer.macs(shape)
+            field = layer.receptive(shape) if pooling else None
+            windowed = conv or field is not None
             if rf is not None and jump is not None and windowed and len(out) - 2 == len(rf):
                 if conv:
                     win = [d * (k - 1) + 1 for k, d in zip(layer.kernel_size,
                                                           layer.dilation_rate, strict=True)]
+                    steps = layer.strides
                 else:
-                    win = list(layer.pool_size)
+                    win, steps = field
                 rf = [r + (w - 1) * j for r, w, j in zip(rf, win, jump, strict=True)]
-                jump = [j * s for j, s in zip(jump, layer.strides, strict=True)]
+                jump = [j * s for j, s in zip(jump, steps, strict=True)]
                 grid = _spatial_dims(out, layer)
-            elif jump is not None and isinstance(layer, _layers.Flatten
-                                                 | _layers.BaseGlobalPooling):
+            elif jump is not None and (isinstance(layer, _layers.Flatten) or pooling):
                 # After this a unit sees the whole grid: the field spans every cell of it.
                 rf = [r + (n - 1) * j for r, n, j in zip(rf, grid, jump, strict=True)]
                 jump = None

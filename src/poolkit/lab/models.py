@@ -71,7 +71,9 @@ def pooling_layer(kind: str, pool_size=2, strides=None, padding: str = "valid", 
     cls = layer_class(kind)
     params = inspect.signature(cls.__init__).parameters
     given = {"pool_size": pool_size, "strides": strides, "padding": padding}
-    return cls(**{k: v for k, v in given.items() if k in params}, **kwargs)
+    # None is "the layer's default" (a windowed layer's strides default to its pool size,
+    # BlurPool's to 2)
+    return cls(**{k: v for k, v in given.items() if k in params and v is not None}, **kwargs)
 
 
 def downsampling_model(kind: str = "max", pool_size=2, strides=None, padding: str = "valid",
@@ -79,8 +81,9 @@ def downsampling_model(kind: str = "max", pool_size=2, strides=None, padding: st
                        classes: int = 10):
     """The (uncompiled) model with downsampling ``kind`` (one of :data:`DOWNSAMPLING_KINDS`,
     see the module docstring); ``pool_size`` is the conv kernel for ``"conv"``; both are
-    ignored for ``"none"``. Weights are drawn from poolkit's generator: call
-    ``keras.utils.set_random_seed`` first for a reproducible model."""
+    ignored for ``"none"``; an adaptive kind pools to the grid the windowed pooling with
+    ``pool_size``/``strides``/``padding`` would give. Weights are drawn from poolkit's
+    generator: call ``keras.utils.set_random_seed`` first for a reproducible model."""
     from .. import keras
 
     L = keras.layers
@@ -90,7 +93,15 @@ def downsampling_model(kind: str = "max", pool_size=2, strides=None, padding: st
     elif kind != "none":
         if kind not in POOL_KINDS:
             raise InvalidValue(f"kind must be one of {DOWNSAMPLING_KINDS}, got {kind!r}")
-        layers.append(pooling_layer(kind, pool_size, strides, padding))
+        extra = {}
+        if _kind(kind).family == "adaptive":
+            # the grid a windowed pooling with these arguments would give the conv's output
+            import poolkit
+
+            conv_out = layers[0].compute_output_shape((None, *input_shape))
+            grid = poolkit.output_shape(conv_out, pool_size, strides, padding)
+            extra["output_size"] = tuple(grid[1:-1])
+        layers.append(pooling_layer(kind, pool_size, strides, padding, **extra))
     layers += [L.Flatten(), L.Dense(classes, activation="softmax")]
     return keras.Sequential(layers)
 
