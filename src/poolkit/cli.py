@@ -138,6 +138,9 @@ def _parser() -> argparse.ArgumentParser:
     sp.add_argument("--ceil-mode", choices=("false", "true"), nargs="+",
                     default=["false", "true"], help="PyTorch ceil_mode values (default both)")
     sp.add_argument("--dilation", type=pos_int, nargs="+", default=[1])
+    sp.add_argument("--kinds", choices=POOL_KINDS, nargs="+", default=None,
+                    help="also the output shape of each of these pooling kinds (pool table), "
+                    "or the tutorial's model with each as its pooling layer (model table)")
     sp.add_argument("--json", action="store_true", help="print the rows as JSON")
     sp.set_defaults(func=lab("shapes"), paths=("model",))
 
@@ -154,6 +157,8 @@ def _parser() -> argparse.ArgumentParser:
     sp.add_argument("--pool-size", type=pos_int, default=2)
     sp.add_argument("--strides", type=pos_int, default=None, help="default: the pool size")
     sp.add_argument("--padding", choices=("valid", "same"), default="valid")
+    sp.add_argument("--kinds", choices=POOL_KINDS, nargs="+", default=["max", "avg"],
+                    help="pooling kinds to show (default: max avg)")
     sp.add_argument("--channels", type=int, nargs="+", default=None,
                     help="channels to show (default: the strongest)")
     sp.add_argument("--n-channels", type=pos_int, default=4)
@@ -169,7 +174,7 @@ def _parser() -> argparse.ArgumentParser:
     sp.add_argument("--strides", type=pos_int, nargs="+", default=None,
                     help="default: the pool size")
     sp.add_argument("--kinds", choices=DOWNSAMPLING_KINDS, nargs="+", default=None,
-                    help="default: none, conv and every pooling kind that has a layer")
+                    help="default: none, max, avg, max_blur, blur, aps, conv")
     sp.add_argument("--limit", type=pos_int, default=None, help="train on the first N examples")
     sp.add_argument("--batch-size", type=pos_int, default=32)
     sp.add_argument("--seed", type=int, default=0)

@@ -21,12 +21,22 @@ def _model(spec: str | None):
 
 
 def shapes(args) -> int:
+    kinds = getattr(args, "kinds", None)
     if args.input is not None:
+        shape = shapes_table.parse_shape(args.input)
         rows = shapes_table.pool_shape_table(
-            shapes_table.parse_shape(args.input), args.pool_size or [2], args.strides or [None],
-            args.padding, args.torch_padding, [c == "true" for c in args.ceil_mode],
-            args.dilation)
+            shape, args.pool_size or [2], args.strides or [None], args.padding,
+            args.torch_padding, [c == "true" for c in args.ceil_mode], args.dilation)
         text = shapes_table.format_pool_table(rows)
+        if kinds:
+            krows = shapes_table.kind_shape_table(shape, kinds, args.pool_size or [2],
+                                                  args.strides or [None], args.padding[0])
+            rows = {"rules": rows, "kinds": krows}
+            text += "\n\n" + shapes_table.format_kind_table(krows)
+    elif kinds:
+        rows = shapes_table.kinds_model_table(kinds, args.pool_size or [2],
+                                              args.strides or [None])
+        text = shapes_table.format_model_table(rows)
     else:
         rows = shapes_table.model_shape_table(_model(args.model), args.pool_size or [2, 3, 4],
                                               args.strides or [None])
@@ -53,7 +63,8 @@ def show(args) -> int:
     k = args.pool_size
     s = k if args.strides is None else args.strides
     fig = figures.feature_map_figure(
-        image, maps, k, args.strides, args.padding, channels=args.channels,
+        image, maps, k, args.strides, args.padding, modes=tuple(args.kinds),
+        channels=args.channels,
         n_channels=args.n_channels,
         title=f"{what}: {source}, then pooling {k}x{k} stride {s} {args.padding}")
     print(figures.save_figure(fig, args.out))

@@ -24,7 +24,7 @@ from .._io import atomic_write
 from ..errors import InvalidValue
 from ..kinds import POOL_KINDS, get_kind
 from ..shapes import keras_spec
-from .models import is_windowed, pool_op
+from .models import pool_maps
 
 __all__ = [
     "load_image",
@@ -152,10 +152,9 @@ def conv_feature_maps(image: np.ndarray, conv) -> np.ndarray:
 
 
 def _check_modes(modes) -> None:
-    windowed = [k for k in POOL_KINDS if is_windowed(k)]
     for m in modes:
-        if m not in windowed:
-            raise InvalidValue(f"modes must be among {windowed}, got {m!r}")
+        if m not in POOL_KINDS:
+            raise InvalidValue(f"modes must be among {POOL_KINDS}, got {m!r}")
 
 
 def _pick_channels(maps: np.ndarray, n: int) -> list[int]:
@@ -192,6 +191,14 @@ def _zoom_block(spec, peak: tuple[int, int], max_cells: int = 10):
     return block
 
 
+def _block(a: np.ndarray, r0: int, r1: int, c0: int, c1: int) -> np.ndarray:
+    """Rows r0..r1 and columns c0..c1 of ``a``, clipped to its size (a kind on a coarser grid,
+    e.g. global pooling's 1 x 1, shows what it has there)."""
+    h, w = a.shape
+    r0, c0 = min(r0, h - 1), min(c0, w - 1)
+    return a[r0:max(min(r1, h), r0 + 1), c0:max(min(c1, w), c0 + 1)]
+
+
 def feature_map_figure(
     image: np.ndarray,
     maps: np.ndarray,
@@ -206,7 +213,9 @@ def feature_map_figure(
     """Figure of feature maps ``maps`` (H, W, C) of ``image`` (h, w) before and after pooling.
 
     ``pool_size``/``strides``/``padding`` follow Keras (strides ``None`` = pool size; square
-    windows). ``modes`` are windowed kinds of :data:`poolkit.kinds.POOL_KINDS`. ``channels``
+    windows). ``modes`` are kinds of :data:`poolkit.kinds.POOL_KINDS`, each applied as
+    :func:`poolkit.lab.models.pool_maps` applies it (the header's windows are the windowed
+    kinds' windows; the other kinds sample on their own grid). ``channels``
     picks the channel rows; default ``n_channels`` of them: the strongest (largest total
     |activation|), then each time the one least correlated with those already picked. The
     zoomed crop in the header shows the first channel around its strongest cell. Returns a
@@ -228,7 +237,7 @@ def feature_map_figure(
     for ch in channels:
         if not 0 <= ch < c:
             raise InvalidValue(f"channels must be in [0, {c - 1}], got {ch}")
-    pooled = {m: pool_op(m)(maps[None], pool_size, strides, padding)[0] for m in modes}
+    pooled = {m: pool_maps(m, maps[None], pool_size, strides, padding)[0] for m in modes}
     k, s = spec.window[0], spec.stride[0]
     pool_txt = f"{k}x{k}, stride {s}" + ("" if padding == "valid" else f", {padding}")
 
@@ -257,7 +266,7 @@ def feature_map_figure(
     iy0, iy1 = max(ys[0], 0), min(ys[-1] + e[0], h)
     ix0, ix1 = max(xs[0], 0), min(xs[-1] + e[1], w)
     crop = plane[iy0:iy1, ix0:ix1]
-    crops = {m: pooled[m][r0:r1, c0:c1, ch0] for m in modes}
+    crops = {m: _block(pooled[m][:, :, ch0], r0, r1, c0, c1) for m in modes}
     vmin = float(min(crop.min(), *(v.min() for v in crops.values())))
     vmax = float(max(crop.max(), *(v.max() for v in crops.values())))
     vmax = vmax if vmax > vmin else vmin + 1.0
@@ -370,7 +379,7 @@ def model_feature_maps_figure(model, image, *, label=None, predicted=None, max_m
     """A matplotlib Figure of what a model's pooling does (``poolkit demo``'s
     ``feature_maps.png``): ``image`` (H, W) or (H, W, 1) on the left; on the right one panel of
     the first Conv2D's feature maps for it (after the convolution and its activation), then one
-    per pooling kind in ``modes`` (windowed kinds of :data:`poolkit.kinds.POOL_KINDS`) with the
+    per pooling kind in ``modes`` (kinds of :data:`poolkit.kinds.POOL_KINDS`) with the
     pooling arguments of the layer that follows the convolution (2x2, stride 2, 'valid' if
     none). Each panel shows up to ``max_maps`` channels on one colour scale and has its shape
     in the title."""
@@ -393,7 +402,7 @@ def model_feature_maps_figure(model, image, *, label=None, predicted=None, max_m
     s = "x".join(map(str, strides))
     panels = [(maps[0], f"{conv.name} ({conv.activation}) output, shape {maps.shape[1:]}")]
     for m in modes:
-        y = pool_op(m)(maps, pool_size, strides, padding)
+        y = pool_maps(m, maps, pool_size, strides, padding)
         panels.append((y[0], f"{get_kind(m).label} {p}, strides {s}, {padding}: "
                              f"shape {y.shape[1:]}"))
     fig = plt.figure(figsize=(15, 3.2 * len(panels) + 0.6), layout="constrained")

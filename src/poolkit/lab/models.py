@@ -19,11 +19,16 @@ from ..errors import InvalidValue
 from ..kinds import POOL_KINDS
 from ..kinds import get_kind as _kind
 
-__all__ = ["DOWNSAMPLING_KINDS", "pool_op", "is_windowed", "layer_class", "has_layer",
-           "layer_takes", "pooling_layer", "downsampling_model", "tutorial_model", "seed_model"]
+__all__ = ["DOWNSAMPLING_KINDS", "SWEEP_KINDS", "pool_op", "pool_maps", "is_windowed",
+           "layer_class", "has_layer", "layer_takes", "pooling_layer", "downsampling_model",
+           "tutorial_model", "seed_model"]
 
 #: What can follow the first convolution: nothing, a pooling kind, or a strided convolution.
 DOWNSAMPLING_KINDS: tuple[str, ...] = ("none", *POOL_KINDS, "conv")
+
+#: The sweep's default variants: the tutorial's question (does pooling help?) and its measured
+#: answer, anti-aliasing (Zhang 2019: BlurPool, MaxBlurPool; Chaman & Dokmanic 2021: APS).
+SWEEP_KINDS: tuple[str, ...] = ("none", "max", "avg", "max_blur", "blur", "aps", "conv")
 
 
 def pool_op(kind: str):
@@ -32,6 +37,32 @@ def pool_op(kind: str):
     import poolkit
 
     return getattr(poolkit, _kind(kind).op)
+
+
+def pool_maps(kind: str, x, pool_size=2, strides=None, padding: str = "valid"):
+    """2-D pooling of kind ``kind`` applied to feature maps ``x`` (N, H, W, C), with the
+    window arguments a windowed pooling would take, adapted to the kind's family: windowed
+    kinds take them as given; BlurPool and APS sample with ``strides`` (default: the pool
+    size); MaxBlurPool takes both; adaptive kinds pool to the grid the windowed pooling would
+    give; global kinds keep their 1 x 1 grid (keepdims)."""
+    import poolkit
+
+    k = _kind(kind)
+    op = getattr(poolkit, k.op)
+    step = pool_size if strides is None else strides
+    if k.family == "windowed":
+        return op(x, pool_size, strides, padding) if kind != "lp" else op(
+            x, 2, pool_size, strides, padding)
+    if k.family == "blur":
+        if kind == "max_blur":
+            return op(x, pool_size=pool_size, strides=step)
+        return op(x, strides=step)
+    if k.family == "polyphase":
+        return op(x, strides=step)
+    if k.family == "adaptive":
+        grid = poolkit.output_shape(x.shape, pool_size, strides, padding)
+        return op(x, output_size=tuple(grid[1:-1]))
+    return op(x, keepdims=True)
 
 
 def is_windowed(kind: str) -> bool:

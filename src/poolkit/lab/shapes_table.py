@@ -16,6 +16,9 @@ from ..shapes import keras_spec, torch_spec
 __all__ = [
     "parse_shape",
     "pool_shape_table",
+    "kind_shape_table",
+    "kinds_model_table",
+    "format_kind_table",
     "model_shape_table",
     "format_table",
     "format_pool_table",
@@ -221,6 +224,65 @@ def format_table(rows: list[dict], columns: Sequence[str], headers: Sequence[str
     return "\n".join(lines)
 
 
+KIND_TABLE_COLUMNS = ("kind", "arguments", "output_shape", "rule")
+
+# Each family's output-size rule, per spatial dim L (the numbers come from poolkit.output_shape).
+_FAMILY_RULES = {
+    "windowed": "valid: floor((L - k) / s) + 1; same: ceil(L / s)",
+    "blur": "ceil(L / s) (binomial filter over the padded input, then stride s)",
+    "max_blur": "ceil((L - k + 1) / s) (max k stride 1, then blur with stride s)",
+    "polyphase": "ceil(L / s) (the input padded circularly to a multiple of s)",
+    "adaptive": "O: the grid asked for (here the windowed grid of k and s)",
+    "global": "1 (keepdims) or no spatial dims",
+}
+
+
+def kind_shape_table(input_shape: Sequence[int], kinds: Iterable[str],
+                     pool_sizes: Iterable[int] = (2,), strides: Iterable[int | None] = (None,),
+                     padding: str = "valid") -> list[dict]:
+    """Output shapes of each pooling kind of :data:`poolkit.kinds.POOL_KINDS` on a
+    channels-last ``input_shape`` (spatial dims then channels), with the window arguments
+    ``pool_size``/``strides`` applied as :func:`poolkit.lab.models.pool_maps` applies them
+    (BlurPool and APS sample with the stride; adaptive kinds pool to the windowed grid;
+    global kinds keep size-1 dims). Each row: ``kind``, ``arguments``, ``output_shape``,
+    ``rule`` and ``error`` (the message if the arguments do not fit the input)."""
+    import poolkit
+
+    from ..kinds import get_kind
+
+    shape = (None, *tuple(input_shape))
+    rows = []
+    for kind in kinds:
+        k = get_kind(kind)
+        family = "max_blur" if kind == "max_blur" else k.family
+        for size in pool_sizes:
+            for s0 in strides:
+                s = size if s0 is None else s0
+                args = {"windowed": dict(pool_size=size, strides=s, padding=padding),
+                        "blur": dict(strides=s), "max_blur": dict(pool_size=size, strides=s),
+                        "polyphase": dict(strides=s), "global": dict(keepdims=True)}.get(family)
+                try:
+                    if family == "adaptive":
+                        grid = poolkit.output_shape(shape, size, s, padding)[1:-1]
+                        args = dict(output_size=tuple(grid))
+                    out = poolkit.output_shape(shape, kind=kind, **args)
+                    row = {"output_shape": out[1:], "error": None}
+                except (ValueError, TypeError) as e:
+                    row = {"output_shape": None, "error": str(e)}
+                text = ", ".join(f"{a}={v}" for a, v in args.items())
+                rows.append({"kind": kind, "arguments": text, "rule": _FAMILY_RULES[family],
+                             **row})
+    return rows
+
+
+def format_kind_table(rows: list[dict]) -> str:
+    """:func:`format_table` of :func:`kind_shape_table` rows."""
+    shown = [r if r["error"] is None else {**r, "note": f"invalid: {r['error']}"} for r in rows]
+    return format_table(shown, KIND_TABLE_COLUMNS,
+                        headers=("kind", "arguments", "output (H, W, C)", "rule per dim"),
+                        group_by=("kind",), note_at=2)
+
+
 MODEL_TABLE_COLUMNS = ("variant", "layer", "type", "output_shape", "params", "macs", "rf_size",
                        "rf_jump")
 
@@ -269,6 +331,30 @@ def model_shape_table(model, pool_sizes: Iterable[int] = (), strides: Iterable[i
             continue
         for r in m.layer_table():
             rows.append({"variant": label, "layer": r.pop("name"), **r, "error": None})
+    return rows
+
+
+def kinds_model_table(kinds: Iterable[str], pool_sizes: Iterable[int] = (2,),
+                      strides: Iterable[int | None] = (None,)) -> list[dict]:
+    """:func:`model_shape_table` rows of the tutorial's model with each pooling kind of
+    ``kinds`` as its downsampling layer (:func:`poolkit.lab.models.downsampling_model`), for
+    each (pool size, stride) pair; the variant column names the kind."""
+    from .models import downsampling_model
+
+    rows = []
+    for kind in kinds:
+        for k in pool_sizes:
+            for s0 in strides:
+                s = k if s0 is None else s0
+                label = f"{kind} {k}/{s}"
+                try:
+                    model = downsampling_model(kind, k, s)
+                except (ValueError, TypeError) as e:
+                    rows.append({"variant": label, **{c: None for c in MODEL_TABLE_COLUMNS[1:]},
+                                 "error": str(e)})
+                    continue
+                for r in model_shape_table(model):
+                    rows.append({**r, "variant": label})
     return rows
 
 

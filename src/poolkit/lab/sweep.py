@@ -32,9 +32,9 @@ import numpy as np
 from .._io import atomic_write_text
 from ..data import DATASETS, load_dataset
 from ..errors import InvalidValue
-from ..kinds import POOL_KINDS
+from ..kinds import POOL_KINDS, get_kind
 from .invariance import shift_consistency
-from .models import DOWNSAMPLING_KINDS, downsampling_model, has_layer, layer_takes
+from .models import DOWNSAMPLING_KINDS, SWEEP_KINDS, downsampling_model, layer_takes
 from .threads import pick_threads, using_threads
 
 __all__ = [
@@ -92,9 +92,10 @@ def sweep_variants(pool_sizes: Iterable[int] = (2,), strides: Iterable[int | Non
     pooling kind whose layer takes only ``strides``, once per distinct stride > 1 (``conv``
     with a ``conv_kernel`` x ``conv_kernel`` kernel); a pooling kind whose layer takes neither
     (global pooling) once. Order: none, the pooling kinds in :data:`poolkit.kinds.POOL_KINDS`
-    order, conv. ``kinds`` None: every kind of :data:`DOWNSAMPLING_KINDS` that has a layer."""
+    order, conv. ``kinds`` None: :data:`poolkit.lab.models.SWEEP_KINDS` (none, max, avg, the
+    anti-aliased kinds, conv); any kind of :data:`DOWNSAMPLING_KINDS` may be given."""
     if kinds is None:
-        kinds = [k for k in DOWNSAMPLING_KINDS if k in ("none", "conv") or has_layer(k)]
+        kinds = SWEEP_KINDS
     kinds = list(kinds)
     for k in kinds:
         if k not in DOWNSAMPLING_KINDS:
@@ -114,7 +115,8 @@ def sweep_variants(pool_sizes: Iterable[int] = (2,), strides: Iterable[int | Non
     for kind in POOL_KINDS:
         if kind not in kinds:
             continue
-        if layer_takes(kind, "pool_size"):
+        if layer_takes(kind, "pool_size") or get_kind(kind).family == "adaptive":
+            # an adaptive kind pools to the grid the window and stride would give
             out += [Variant(kind, k, s) for k, s in pairs]
         elif layer_takes(kind, "strides"):
             out += [Variant(kind, None, s) for s in strided]
