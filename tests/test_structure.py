@@ -98,23 +98,32 @@ def test_one_atomic_writer():
     assert writers == ["poolkit._io"]
 
 
-MY_KERNELS = ("conv", "dense", "optim")
+MY_KERNELS = ("conv", "dense", "optim", "maxpool", "avgpool", "windows", "fractional", "unpool",
+              "blur")
 
 
 @pytest.mark.parametrize("name", MY_KERNELS)
 def test_kernels_are_serial_nogil_and_cached(name):
+    """Every kernel is a _jit.Kernel: serial, GIL-free, cached under its own name with one
+    signature per specialisation; helpers are compiled into the kernels that call them and
+    are not cached on their own (their cache index could gain signatures from several
+    processes at once)."""
     import importlib
+
+    from poolkit._kernels import _jit
 
     mod = importlib.import_module(f"poolkit._kernels.{name}")
     text = (SRC / "_kernels" / f"{name}.py").read_text()
     assert "prange" not in text and "parallel=True" not in text
-    jitted = [v for v in vars(mod).values() if hasattr(v, "targetoptions")]
-    assert jitted
-    for f in jitted:
-        assert f.targetoptions.get("nogil") is True, f
-        assert f.targetoptions.get("parallel", False) is False, f
-        assert f.__qualname__ == f.__name__, f  # module-level, its own name in the cache
-    names = [f.__name__ for f in jitted]
+    kernels = [v for v in vars(mod).values() if isinstance(v, _jit.Kernel)]
+    assert kernels
+    for k in kernels:
+        assert k._options["nogil"] is True and k._options["cache"] is True, k.name
+        assert not k._options.get("parallel", False), k.name
+    helpers = [v for v in vars(mod).values() if hasattr(v, "targetoptions")]
+    for f in helpers:
+        assert not f.targetoptions.get("cache", False), f
+    names = [k.name for k in _jit.KERNELS]
     assert len(names) == len(set(names))
 
 

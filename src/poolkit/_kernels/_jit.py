@@ -30,6 +30,7 @@ from __future__ import annotations
 import sys
 import threading
 import time
+import types
 
 import numpy as np
 
@@ -149,8 +150,7 @@ class Kernel:
             d = self._dispatchers.get(key)
             if d is not None:
                 return d
-            fn = self._make(*key)
-            fn.__name__ = fn.__qualname__ = f"{self.name}__{_key_name(key)}"
+            fn = self._function(key)
             d = njit(**self._options)(fn)
             signature = self._signature(*key)
             if not self._load_cached(d, signature):
@@ -162,6 +162,18 @@ class Kernel:
             self._dispatchers[key] = d
             _used.add((self.name, key))
             return d
+
+    def _function(self, key: tuple):
+        """A new function object for ``key`` named after the kernel and the key: ``make`` may
+        return one shared function for several keys (a kernel that differs by dtype only),
+        which must not be renamed in place."""
+        fn = self._make(*key)
+        name = f"{self.name}__{_key_name(key)}"
+        copy = types.FunctionType(fn.__code__, fn.__globals__, name, fn.__defaults__,
+                                  fn.__closure__)
+        copy.__qualname__ = name
+        copy.__doc__ = fn.__doc__
+        return copy
 
     @staticmethod
     def _load_cached(d, signature) -> bool:
@@ -183,9 +195,7 @@ class Kernel:
             return True
         from numba import njit
 
-        fn = self._make(*key)
-        fn.__name__ = fn.__qualname__ = f"{self.name}__{_key_name(key)}"
-        d = njit(**self._options)(fn)
+        d = njit(**self._options)(self._function(key))
         cache = getattr(d, "_cache", None)
         try:
             return cache is not None and cache.load_overload(

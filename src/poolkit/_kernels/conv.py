@@ -30,6 +30,7 @@ import numpy as np
 from numba import njit
 
 from .._threads import parallel_for
+from ._jit import Kernel, sig
 
 __all__ = ["N_CHUNKS", "PAR_MIN_WORK", "conv2d_forward", "conv2d_backward_params",
            "conv2d_backward_input"]
@@ -38,7 +39,7 @@ N_CHUNKS = 8
 PAR_MIN_WORK = 1 << 22  # multiply-adds below which a kernel runs in the calling thread
 
 
-@njit(cache=True, nogil=True, boundscheck=False)
+@njit(boundscheck=False)
 def _conv_is_plain(x, w, y, geo):
     """Stride 1, dilation 1, no padding: every tap of every output pixel is in bounds."""
     return (geo[0] == 1 and geo[1] == 1 and geo[2] == 1 and geo[3] == 1 and geo[4] == 0
@@ -46,7 +47,6 @@ def _conv_is_plain(x, w, y, geo):
             and y.shape[2] == x.shape[2] - w.shape[1] + 1)
 
 
-@njit(cache=True, nogil=True, boundscheck=False)
 def _conv2d_fwd_tasks(x, w, b, y, geo, relu, lo, hi):
     """y[n] = conv(x[n], w) + b (then max(., 0) if ``relu``) for samples lo <= n < hi."""
     N, H, W, C = x.shape
@@ -104,7 +104,6 @@ def _conv2d_fwd_tasks(x, w, b, y, geo, relu, lo, hi):
                         y[n, oh, ow, f] = acc[f]
 
 
-@njit(cache=True, nogil=True, boundscheck=False)
 def _conv2d_bwd_params_tasks(x, gy, y, gm, gw_parts, gb_parts, geo, relu, keep, lo, hi):
     """Chunk p (lo <= p < hi) of P = len(gw_parts) sums the weight and bias gradients of
     samples p, p + P, p + 2P, ... into gw_parts[p], gb_parts[p]."""
@@ -164,7 +163,6 @@ def _conv2d_bwd_params_tasks(x, gy, y, gm, gw_parts, gb_parts, geo, relu, keep, 
                                         gwr[f] += v * grow[ow, f]
 
 
-@njit(cache=True, nogil=True, boundscheck=False)
 def _conv2d_bwd_input_tasks(gy, w, gx, geo, lo, hi):
     """gx[n] = transposed conv of the (already activation-masked) gy[n], lo <= n < hi."""
     N, H, W, C = gx.shape
@@ -190,6 +188,16 @@ def _conv2d_bwd_input_tasks(gy, w, gx, geo, lo, hi):
                             for f in range(F):
                                 s += g[f] * wr[f]
                             gx[n, ih, iw, c] += s
+
+
+# One compiled kernel per dtype (see _jit.Kernel): its own name in Numba's cache, one signature.
+CONV_FWD = Kernel("conv2d_fwd", lambda dt: _conv2d_fwd_tasks,
+                  lambda dt: sig(dt, "x4", "x4", "x1", "o4", "i1", "b", "i", "i"))
+CONV_BWD_PARAMS = Kernel("conv2d_bwd_params", lambda dt: _conv2d_bwd_params_tasks,
+                         lambda dt: sig(dt, "x4", "x4", "x4", "o4", "o5", "o2", "i1", "b", "b",
+                                        "i", "i"))
+CONV_BWD_INPUT = Kernel("conv2d_bwd_input", lambda dt: _conv2d_bwd_input_tasks,
+                        lambda dt: sig(dt, "x4", "x4", "o4", "i1", "i", "i"))
 
 
 # ------------------------------------------------------------------------------------------
@@ -230,9 +238,9 @@ def conv2d_forward(x, w, b, y, geo, relu: bool) -> np.ndarray:
         _fail(f"bias must have shape ({w.shape[3]},)", b.shape)
     n = x.shape[0]
     if y.size * w.shape[0] * w.shape[1] * w.shape[2] >= PAR_MIN_WORK:
-        parallel_for(_conv2d_fwd_tasks, n, x, w, b, y, geo, bool(relu))
+        parallel_for(CONV_FWD[dt], n, x, w, b, y, geo, bool(relu))
     elif n:
-        _conv2d_fwd_tasks(x, w, b, y, geo, bool(relu), 0, n)
+        CONV_FWD[dt](x, w, b, y, geo, bool(relu), 0, n)
     return y
 
 
@@ -256,11 +264,11 @@ def conv2d_backward_params(x, gy, y, gm, gw_parts, gb_parts, geo, relu: bool,
         _fail(f"y and gm must have the shape of gy {gy.shape}", (y.shape, gm.shape))
     work = gy.size * gw_parts.shape[1] * gw_parts.shape[2] * gw_parts.shape[3]
     if work >= PAR_MIN_WORK:
-        parallel_for(_conv2d_bwd_params_tasks, parts, x, gy, y, gm, gw_parts, gb_parts, geo,
+        parallel_for(CONV_BWD_PARAMS[dt], parts, x, gy, y, gm, gw_parts, gb_parts, geo,
                      bool(relu), bool(keep))
     else:
-        _conv2d_bwd_params_tasks(x, gy, y, gm, gw_parts, gb_parts, geo, bool(relu), bool(keep),
-                                 0, parts)
+        CONV_BWD_PARAMS[dt](x, gy, y, gm, gw_parts, gb_parts, geo, bool(relu), bool(keep), 0,
+                            parts)
 
 
 def conv2d_backward_input(gy, w, gx, geo) -> np.ndarray:
@@ -272,7 +280,7 @@ def conv2d_backward_input(gy, w, gx, geo) -> np.ndarray:
     _check_common(gx.shape, w, geo, gy.shape)
     n = gx.shape[0]
     if gy.size * w.shape[0] * w.shape[1] * w.shape[2] >= PAR_MIN_WORK:
-        parallel_for(_conv2d_bwd_input_tasks, n, gy, w, gx, geo)
+        parallel_for(CONV_BWD_INPUT[dt], n, gy, w, gx, geo)
     elif n:
-        _conv2d_bwd_input_tasks(gy, w, gx, geo, 0, n)
+        CONV_BWD_INPUT[dt](gy, w, gx, geo, 0, n)
     return gx

@@ -18,16 +18,15 @@ checks).
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
 
 from .._threads import parallel_for
+from ._jit import Kernel, sig
 
 __all__ = ["PAR_MIN_WORK", "dense_forward", "dense_backward_params", "dense_backward_input"]
 
 PAR_MIN_WORK = 1 << 23  # multiply-adds below which a kernel runs in the calling thread
 
 
-@njit(cache=True, nogil=True, boundscheck=False, fastmath=True)
 def _dense_fwd_tasks(x, wt, b, z, lo, hi):
     """z[n, u] = x[n] . wt[u] + b[u] for rows lo <= n < hi."""
     D = x.shape[1]
@@ -42,7 +41,6 @@ def _dense_fwd_tasks(x, wt, b, z, lo, hi):
             z[n, u] = s + b[u]
 
 
-@njit(cache=True, nogil=True, boundscheck=False)
 def _dense_bwd_params_tasks(x, g, gwt, gb, lo, hi):
     """gwt[u] = sum_n g[n, u] x[n] and gb[u] = sum_n g[n, u] for units lo <= u < hi."""
     N, D = x.shape
@@ -59,7 +57,6 @@ def _dense_bwd_params_tasks(x, g, gwt, gb, lo, hi):
         gb[u] = s
 
 
-@njit(cache=True, nogil=True, boundscheck=False)
 def _dense_bwd_input_tasks(g, wt, gx, lo, hi):
     """gx[n] = sum_u g[n, u] wt[u] for rows lo <= n < hi."""
     D = gx.shape[1]
@@ -72,6 +69,17 @@ def _dense_bwd_input_tasks(g, wt, gx, lo, hi):
             wr = wt[u]
             for k in range(D):
                 r[k] += gv * wr[k]
+
+
+# One compiled kernel per dtype (see _jit.Kernel). The forward dot product may reassociate
+# (vectorised); NaN and inf keep their meaning (no 'nnan'/'ninf' fast-math).
+DENSE_FWD = Kernel("dense_fwd", lambda dt: _dense_fwd_tasks,
+                   lambda dt: sig(dt, "x2", "x2", "x1", "o2", "i", "i"),
+                   fastmath={"reassoc", "contract"})
+DENSE_BWD_PARAMS = Kernel("dense_bwd_params", lambda dt: _dense_bwd_params_tasks,
+                          lambda dt: sig(dt, "x2", "x2", "o2", "o1", "i", "i"))
+DENSE_BWD_INPUT = Kernel("dense_bwd_input", lambda dt: _dense_bwd_input_tasks,
+                         lambda dt: sig(dt, "x2", "x2", "o2", "i", "i"))
 
 
 def _check(arrays, dtype) -> None:
@@ -102,7 +110,7 @@ def dense_forward(x, wt, b, z) -> np.ndarray:
     _check_shapes(x.shape, wt.shape, z.shape)
     if b.shape != (wt.shape[0],):
         raise ValueError(f"dense kernel: bias must have shape ({wt.shape[0]},), got {b.shape}")
-    _run(_dense_fwd_tasks, x.shape[0], x.shape[0] * wt.size, x, wt, b, z)
+    _run(DENSE_FWD[wt.dtype], x.shape[0], x.shape[0] * wt.size, x, wt, b, z)
     return z
 
 
@@ -112,12 +120,12 @@ def dense_backward_params(x, g, gwt, gb) -> None:
     _check_shapes(x.shape, gwt.shape, g.shape)
     if gb.shape != (gwt.shape[0],):
         raise ValueError(f"dense kernel: gb must have shape ({gwt.shape[0]},), got {gb.shape}")
-    _run(_dense_bwd_params_tasks, gwt.shape[0], x.shape[0] * gwt.size, x, g, gwt, gb)
+    _run(DENSE_BWD_PARAMS[gwt.dtype], gwt.shape[0], x.shape[0] * gwt.size, x, g, gwt, gb)
 
 
 def dense_backward_input(g, wt, gx) -> np.ndarray:
     """Fill ``gx`` (N, in) with ``g @ wt``; returns ``gx``."""
     _check((("g", g), ("wt", wt), ("gx", gx)), wt.dtype)
     _check_shapes(gx.shape, wt.shape, g.shape)
-    _run(_dense_bwd_input_tasks, gx.shape[0], gx.shape[0] * wt.size, g, wt, gx)
+    _run(DENSE_BWD_INPUT[wt.dtype], gx.shape[0], gx.shape[0] * wt.size, g, wt, gx)
     return gx

@@ -10,14 +10,13 @@ before a kernel runs (the kernels do no bounds checks).
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
 
 from .._threads import parallel_for
+from ._jit import Kernel, sig
 
 __all__ = ["adam_update", "sgd_momentum_update"]
 
 
-@njit(cache=True, nogil=True, boundscheck=False)
 def _adam_tasks(p, g, m, v, lr_t, b1, b2, eps, lo, hi):
     for i in range(lo, hi):
         gi = g[i]
@@ -28,7 +27,6 @@ def _adam_tasks(p, g, m, v, lr_t, b1, b2, eps, lo, hi):
         p[i] -= lr_t * mi / (np.sqrt(vi) + eps)
 
 
-@njit(cache=True, nogil=True, boundscheck=False)
 def _sgd_momentum_tasks(p, g, vel, lr, momentum, nesterov, lo, hi):
     for i in range(lo, hi):
         vi = momentum * vel[i] - lr * g[i]
@@ -37,6 +35,13 @@ def _sgd_momentum_tasks(p, g, vel, lr, momentum, nesterov, lo, hi):
             p[i] += momentum * vi - lr * g[i]
         else:
             p[i] += vi
+
+
+# One compiled kernel per dtype (see _jit.Kernel).
+ADAM = Kernel("adam_update", lambda dt: _adam_tasks,
+              lambda dt: sig(dt, "o1", "x1", "o1", "o1", "d", "d", "d", "d", "i", "i"))
+SGD_MOMENTUM = Kernel("sgd_momentum_update", lambda dt: _sgd_momentum_tasks,
+                      lambda dt: sig(dt, "o1", "x1", "o1", "d", "d", "b", "i", "i"))
 
 
 def _check(p, *others) -> None:
@@ -54,7 +59,7 @@ def adam_update(p, g, m, v, lr_t: float, b1: float, b2: float, eps: float) -> No
     ``v += (g^2 - v)(1 - b2)``, ``p -= lr_t * m / (sqrt(v) + eps)`` (``lr_t`` already holds
     Keras's bias correction ``lr * sqrt(1 - b2^t) / (1 - b1^t)``)."""
     _check(p, g, m, v)
-    parallel_for(_adam_tasks, p.size, p, g, m, v, float(lr_t), float(b1), float(b2),
+    parallel_for(ADAM[p.dtype], p.size, p, g, m, v, float(lr_t), float(b1), float(b2),
                  float(eps), work=p.size)
 
 
@@ -62,5 +67,5 @@ def sgd_momentum_update(p, g, vel, lr: float, momentum: float, nesterov: bool) -
     """One SGD-with-momentum step on flat arrays, in place: ``vel = momentum*vel - lr*g``, then
     ``p += vel`` (or ``p += momentum*vel - lr*g`` with ``nesterov``)."""
     _check(p, g, vel)
-    parallel_for(_sgd_momentum_tasks, p.size, p, g, vel, float(lr), float(momentum),
+    parallel_for(SGD_MOMENTUM[p.dtype], p.size, p, g, vel, float(lr), float(momentum),
                  bool(nesterov), work=p.size)

@@ -26,7 +26,8 @@ import numpy as np
 from . import _jit
 
 # The modules that define kernels (importing them registers their Kernel objects).
-MODULES = ("maxpool", "avgpool", "windows", "fractional", "unpool", "blur")
+MODULES = ("maxpool", "avgpool", "windows", "fractional", "unpool", "blur", "conv", "dense",
+           "optim")
 
 
 def _kernels() -> dict[str, _jit.Kernel]:
