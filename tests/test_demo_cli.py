@@ -106,3 +106,34 @@ def test_thread_picking_is_poolkits_and_restored():
         assert _threads.get_num_threads() == 1
         raise RuntimeError
     assert _threads.get_num_threads() == before
+
+
+def test_a_fresh_cache_compiles_the_tutorials_kernels_in_parallel_first(tmp_path):
+    """Cold start (issue 9 item 5): with an empty Numba cache, `poolkit train` says how long
+    compiling will take, compiles exactly the kernels tutorial_kernels lists (in parallel
+    processes) before the first epoch, and training compiles nothing more."""
+    import subprocess
+    import sys
+
+    code = (
+        "import json, sys\n"
+        "from poolkit.demo import run_train, tutorial_kernels\n"
+        "from poolkit._kernels import _jit\n"
+        "m = run_train(max_train=64, max_test=64, epochs=1, out=sys.argv[1])\n"
+        "used = sorted(str(s) for s in _jit.compiled_specialisations())\n"
+        "want = sorted(str(s) for s in tutorial_kernels())\n"
+        "print(json.dumps({'used': used, 'want': want, 'compile': m['compile_seconds']}))\n"
+    )
+    env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path / "cache"))
+    res = subprocess.run([sys.executable, "-c", code, str(tmp_path / "out")], env=env,
+                         capture_output=True, text=True, timeout=900)
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert "poolkit: compiling 9 kernels, once: ~" in res.stdout
+    out = json.loads(res.stdout.strip().splitlines()[-1])
+    assert out["used"] == out["want"]  # nothing compiled during training but these
+    assert out["compile"] > 0
+    # a second run finds them all in the cache: no notice, no compiling
+    res = subprocess.run([sys.executable, "-c", code, str(tmp_path / "out2")], env=env,
+                         capture_output=True, text=True, timeout=900)
+    assert res.returncode == 0 and "compiling" not in res.stdout
+    assert json.loads(res.stdout.strip().splitlines()[-1])["compile"] == 0

@@ -40,6 +40,27 @@ def _check_int(value, name: str, low: int = 1) -> int:
     return int(value)
 
 
+def tutorial_kernels(pool: str = "max", pool_size=(2, 2), strides=(2, 2),
+                     padding: str = "valid") -> list[tuple[str, tuple]]:
+    """The kernel specialisations (kernel name, key) that training and showing the tutorial's
+    model in float32 uses: the convolution, dense and Adam kernels whatever the pooling layer,
+    and, for the demo's layer (max pooling 2x2, stride 2, 'valid'), the max-pooling forward
+    and backward and the average pooling of the feature-map figure. A test runs the demo and
+    checks that it compiles exactly these."""
+    import numpy as np
+
+    from ._kernels.rows import V_2x2
+
+    f32 = np.dtype(np.float32)
+    specs = [("conv2d_fwd", (f32,)), ("conv2d_bwd_params", (f32,)), ("dense_fwd", (f32,)),
+             ("dense_bwd_params", (f32,)), ("dense_bwd_input", (f32,)),
+             ("adam_update", (f32,))]
+    if (pool, tuple(pool_size), tuple(strides), padding) == ("max", (2, 2), (2, 2), "valid"):
+        specs += [("max_fwd", (V_2x2, f32)), ("max_bwd", (V_2x2, True, f32)),
+                  ("avg_fwd", (V_2x2, 0, f32))]
+    return specs
+
+
 def run_train(dataset: str = "mnist-sample", pool: str = "max", pool_size=2, strides=None,
               padding: str = "valid", epochs: int = 3, batch_size: int = 32,
               out: str = "poolkit-train", *, seed: int = 0, verbose="auto",
@@ -96,6 +117,15 @@ def run_train(dataset: str = "mnist-sample", pool: str = "max", pool_size=2, str
               f"{epochs} epoch(s), batch {batch_size}", file=stream, flush=True)
     model.compile(optimizer=keras.optimizers.Adam(learning_rate=learning_rate),
                   loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    # A fresh install compiles the kernels once (seconds each): in parallel processes, and
+    # said before it starts, so the first epoch is training, not compiling.
+    from ._kernels.precompile import precompile
+
+    compile_s = precompile(
+        tutorial_kernels(pool, ps, st, padding),
+        notify=(lambda m: print(f"poolkit: {m}", file=stream, flush=True)) if vb else None)
+    if vb and compile_s:
+        print(f"poolkit: compiled in {compile_s:.1f} s", file=stream, flush=True)
     t0 = time.perf_counter()
     with using_threads(n_threads):
         h = model.fit(xtr, ytr, batch_size=batch_size, epochs=epochs, verbose=vb)
@@ -137,6 +167,7 @@ def run_train(dataset: str = "mnist-sample", pool: str = "max", pool_size=2, str
         "epoch_seconds": epoch_times,
         "train_seconds": train_s,
         "load_seconds": t_load,
+        "compile_seconds": compile_s,
         "test_loss": float(test_loss),
         "test_accuracy": float(test_acc),
         "files": {"model": MODEL_NAME, "figure": FIGURE_NAME if figure else None,

@@ -133,7 +133,7 @@ class Kernel:
         self._signature = signature
         self._options = {**OPTIONS, **options}
         self._dispatchers: dict[tuple, object] = {}
-        self.cost = cost  # typical compile seconds, for the "compiling ..." notice
+        self.cost = cost  # compile seconds measured here (2-core machine), for the notice
         KERNELS.append(self)
 
     def __getitem__(self, key) -> object:

@@ -155,7 +155,7 @@ def _avg_fwd(variant, P, dtype):
 
 AVG_FWD = Kernel("avg_fwd", _avg_fwd,
                  lambda v, P, dt: sig(dt, "x5", "o5", "i2", "i2", "i2", "x2", "s", "s", "i",
-                                      "i", "i"))
+                                      "i", "i"), cost=2.4)
 
 
 def _avg_bwd(dtype):
@@ -195,4 +195,4 @@ def _avg_bwd(dtype):
 
 AVG_BWD = Kernel("avg_bwd", _avg_bwd,
                  lambda dt: sig(dt, "x5", "o5", "i2", "i2", "i2", "x2", "i", "i"),
-                 error_model="numpy")
+                 error_model="numpy", cost=1.0)

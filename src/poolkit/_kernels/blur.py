@@ -91,7 +91,7 @@ def _blur_fwd(K, S, c1, dtype):
 
 
 BLUR_FWD = Kernel("blur_fwd", _blur_fwd,
-                  lambda K, S, c1, dt: sig(dt, "x5", "o5", "x1", "x1", "i1", "i", "i"))
+                  lambda K, S, c1, dt: sig(dt, "x5", "o5", "x1", "x1", "i1", "i", "i"), cost=1.0)
 
 
 def _blur_bwd(K, c1, dtype):
@@ -142,4 +142,4 @@ def _blur_bwd(K, c1, dtype):
 
 
 BLUR_BWD = Kernel("blur_bwd", _blur_bwd,
-                  lambda K, c1, dt: sig(dt, "x5", "o5", "x1", "x1", "i1", "i", "i"))
+                  lambda K, c1, dt: sig(dt, "x5", "o5", "x1", "x1", "i1", "i", "i"), cost=1.0)

@@ -192,12 +192,12 @@ def _conv2d_bwd_input_tasks(gy, w, gx, geo, lo, hi):
 
 # One compiled kernel per dtype (see _jit.Kernel): its own name in Numba's cache, one signature.
 CONV_FWD = Kernel("conv2d_fwd", lambda dt: _conv2d_fwd_tasks,
-                  lambda dt: sig(dt, "x4", "x4", "x1", "o4", "i1", "b", "i", "i"))
+                  lambda dt: sig(dt, "x4", "x4", "x1", "o4", "i1", "b", "i", "i"), cost=1.0)
 CONV_BWD_PARAMS = Kernel("conv2d_bwd_params", lambda dt: _conv2d_bwd_params_tasks,
                          lambda dt: sig(dt, "x4", "x4", "x4", "o4", "o5", "o2", "i1", "b", "b",
-                                        "i", "i"))
+                                        "i", "i"), cost=3.6)
 CONV_BWD_INPUT = Kernel("conv2d_bwd_input", lambda dt: _conv2d_bwd_input_tasks,
-                        lambda dt: sig(dt, "x4", "x4", "o4", "i1", "i", "i"))
+                        lambda dt: sig(dt, "x4", "x4", "o4", "i1", "i", "i"), cost=1.0)
 
 
 # ------------------------------------------------------------------------------------------

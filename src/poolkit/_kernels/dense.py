@@ -75,11 +75,11 @@ def _dense_bwd_input_tasks(g, wt, gx, lo, hi):
 # (vectorised); NaN and inf keep their meaning (no 'nnan'/'ninf' fast-math).
 DENSE_FWD = Kernel("dense_fwd", lambda dt: _dense_fwd_tasks,
                    lambda dt: sig(dt, "x2", "x2", "x1", "o2", "i", "i"),
-                   fastmath={"reassoc", "contract"})
+                   fastmath={"reassoc", "contract"}, cost=0.15)
 DENSE_BWD_PARAMS = Kernel("dense_bwd_params", lambda dt: _dense_bwd_params_tasks,
-                          lambda dt: sig(dt, "x2", "x2", "o2", "o1", "i", "i"))
+                          lambda dt: sig(dt, "x2", "x2", "o2", "o1", "i", "i"), cost=0.2)
 DENSE_BWD_INPUT = Kernel("dense_bwd_input", lambda dt: _dense_bwd_input_tasks,
-                         lambda dt: sig(dt, "x2", "x2", "o2", "i", "i"))
+                         lambda dt: sig(dt, "x2", "x2", "o2", "i", "i"), cost=0.15)
 
 
 def _check(arrays, dtype) -> None:

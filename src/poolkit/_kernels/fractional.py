@@ -68,7 +68,8 @@ def _frac_fwd(kd, kh, kw, with_idx, c1, dtype):
 
 
 FRAC_FWD = Kernel("frac_fwd", _frac_fwd,
-                  lambda kd, kh, kw, i, c1, dt: sig(dt, "x5", "o5", "j5", "i3", "i1", "i", "i"))
+                  lambda kd, kh, kw, i, c1, dt: sig(dt, "x5", "o5", "j5", "i3", "i1", "i", "i"),
+                  cost=1.5)
 
 
 def literal_window(k: tuple[int, int, int]) -> tuple[int, int, int]:

@@ -472,10 +472,10 @@ def _max_bwd(variant, tiled, dtype):
 
 
 MAX_FWD = Kernel("max_fwd", _max_fwd, lambda v, dt: sig(dt, "x5", "o5", "s", "i2", "i2", "i2",
-                                                          "i", "i", "i"))
+                                                          "i", "i", "i"), cost=3.4)
 MAX_FWD_IDX = Kernel("max_fwd_idx", _max_fwd_idx,
                      lambda v, dt: sig(dt, "x5", "o5", "j5", "s", "i2", "i2", "i2", "i2", "i",
-                                       "i", "i"))
+                                       "i", "i"), cost=3.5)
 MAX_BWD = Kernel("max_bwd", _max_bwd,
                  lambda v, t, dt: sig(dt, "x5", "x5", "o5", "s", "i2", "i2", "i2", "i2", "i2",
-                                      "i", "i"))
+                                      "i", "i"), cost=4.3)

@@ -39,9 +39,9 @@ def _sgd_momentum_tasks(p, g, vel, lr, momentum, nesterov, lo, hi):
 
 # One compiled kernel per dtype (see _jit.Kernel).
 ADAM = Kernel("adam_update", lambda dt: _adam_tasks,
-              lambda dt: sig(dt, "o1", "x1", "o1", "o1", "d", "d", "d", "d", "i", "i"))
+              lambda dt: sig(dt, "o1", "x1", "o1", "o1", "d", "d", "d", "d", "i", "i"), cost=0.45)
 SGD_MOMENTUM = Kernel("sgd_momentum_update", lambda dt: _sgd_momentum_tasks,
-                      lambda dt: sig(dt, "o1", "x1", "o1", "d", "d", "b", "i", "i"))
+                      lambda dt: sig(dt, "o1", "x1", "o1", "d", "d", "b", "i", "i"), cost=0.35)
 
 
 def _check(p, *others) -> None:

@@ -80,6 +80,7 @@ def precompile(specs, processes: int | None = None, notify=None) -> float:
         return 0.0
     parts = max(1, min(processes or max_threads(), len(todo)))
     groups, estimate = _shares(todo, parts)
+    estimate += 1.0 if parts > 1 else 0.0  # a worker's start-up (Python, NumPy, Numba)
     if notify is not None:
         notify(f"compiling {len(todo)} kernels, once: ~{estimate:.0f} s "
                f"({parts} process{'es' if parts > 1 else ''}; later runs load them from "

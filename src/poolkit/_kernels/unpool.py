@@ -42,7 +42,7 @@ def _unpool_fwd(c1, dtype):
 
 
 UNPOOL_FWD = Kernel("unpool_fwd", _unpool_fwd,
-                    lambda c1, dt: sig(dt, "x5", "i5", "o5", "j1", "i", "i"))
+                    lambda c1, dt: sig(dt, "x5", "i5", "o5", "j1", "i", "i"), cost=0.5)
 
 
 def _unpool_bwd(c1, dtype):
@@ -71,4 +71,4 @@ def _unpool_bwd(c1, dtype):
 
 
 UNPOOL_BWD = Kernel("unpool_bwd", _unpool_bwd,
-                    lambda c1, dt: sig(dt, "x5", "i5", "o5", "j1", "i", "i"))
+                    lambda c1, dt: sig(dt, "x5", "i5", "o5", "j1", "i", "i"), cost=0.5)

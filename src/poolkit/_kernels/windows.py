@@ -127,7 +127,7 @@ def _win_fwd(red, with_idx, c1, dtype):
 
 WIN_FWD = Kernel("win_fwd", _win_fwd,
                  lambda red, i, c1, dt: sig(dt, "x5", "o5", "j5", "i2", "i2", "i", "i"),
-                 error_model="numpy")
+                 error_model="numpy", cost=2.0)
 
 
 def _plane_mean(c1, dtype):
@@ -159,7 +159,7 @@ def _plane_mean(c1, dtype):
 
 
 PLANE_MEAN = Kernel("plane_mean", _plane_mean, lambda c1, dt: sig(dt, "x5", "o5", "i", "i"),
-                    error_model="numpy", fastmath={"reassoc"})
+                    error_model="numpy", fastmath={"reassoc"}, cost=0.5)
 
 
 def _win_avg_bwd(tiled, c1, dtype):
@@ -213,7 +213,7 @@ def _win_avg_bwd(tiled, c1, dtype):
 
 WIN_AVG_BWD = Kernel("win_avg_bwd", _win_avg_bwd,
                      lambda tiled, c1, dt: sig(dt, "x5", "o5", "i2", "i2", "i", "i"),
-                     error_model="numpy")
+                     error_model="numpy", cost=1.0)
 
 
 def _scatter_add(c1, dtype):
@@ -248,4 +248,4 @@ def _scatter_add(c1, dtype):
 
 
 SCATTER_ADD = Kernel("scatter_add", _scatter_add,
-                     lambda c1, dt: sig(dt, "x5", "i5", "o5", "j1", "i", "i"))
+                     lambda c1, dt: sig(dt, "x5", "i5", "o5", "j1", "i", "i"), cost=0.5)
