@@ -208,8 +208,9 @@ def _torch_spec(in_size, kernel_size, stride, padding, dilation, ceil_mode, coun
         s = normalize_tuple(stride, rank, "stride")
     p = normalize_tuple(padding, rank, "padding")
     d = normalize_tuple(dilation, rank, "dilation")
-    if not isinstance(ceil_mode, bool | int):
-        raise InvalidType(f"ceil_mode must be a bool, got {ceil_mode!r}")
+    if not isinstance(ceil_mode, bool):  # torch 2.13 rejects ints and numpy bools too
+        raise InvalidType(f"ceil_mode must be a bool, got {type(ceil_mode).__name__} "
+                          f"{ceil_mode!r}")
     _check_positive(k, "kernel_size")
     _check_positive(s, "stride")
     _check_positive(d, "dilation")
