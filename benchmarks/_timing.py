@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import statistics
 import time
 
@@ -26,6 +27,25 @@ def interleaved(fa, fb, rounds: int, per_round: int = 3) -> tuple[list[float], l
         ta += time_calls(fa, per_round)
         tb += time_calls(fb, per_round)
     return ta, tb
+
+
+def common_parser(doc: str, repeats: int = 5) -> argparse.ArgumentParser:
+    """The arguments every pooling benchmark takes: rounds, threads, the input shape."""
+    ap = argparse.ArgumentParser(description=doc.splitlines()[0])
+    ap.add_argument("--repeats", type=int, default=repeats, help="rounds of 3 calls per side")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--shape", type=int, nargs=4, default=[32, 32, 112, 112])
+    return ap
+
+
+def set_threads(n: int) -> None:
+    """``n`` threads for torch and for poolkit, so neither oversubscribes the cores."""
+    import torch
+
+    from poolkit import _threads
+
+    torch.set_num_threads(n)
+    _threads.set_num_threads(n)
 
 
 def fmt(ts: list[float]) -> str:

@@ -10,17 +10,12 @@ runs: a reflection pad, then a depthwise conv with the 4x4 binomial filter and s
 
 from __future__ import annotations
 
-import argparse
-
 import numpy as np
-from _timing import HEADER, interleaved, ratio_row
+from _timing import HEADER, common_parser, interleaved, ratio_row, set_threads
 
 
 def main(argv=None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--repeats", type=int, default=5, help="rounds of 3 calls per side")
-    ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--shape", type=int, nargs=4, default=[32, 32, 112, 112])
+    ap = common_parser(__doc__)
     ap.add_argument("--only", nargs="*", default=None, help="substrings of case names to run")
     args = ap.parse_args(argv)
 
@@ -28,10 +23,8 @@ def main(argv=None) -> None:
     import torch.nn.functional as TF
 
     import poolkit.functional as F
-    from poolkit import _threads
 
-    torch.set_num_threads(args.threads)
-    _threads.set_num_threads(args.threads)
+    set_threads(args.threads)
     rng = np.random.default_rng(0)
     x = rng.standard_normal(args.shape, dtype=np.float32)
     tx = torch.from_numpy(x)

@@ -11,7 +11,6 @@ Numba cache (an empty NUMBA_CACHE_DIR) and then with that cache warm.
 
 from __future__ import annotations
 
-import argparse
 import os
 import statistics
 import subprocess
@@ -19,7 +18,7 @@ import sys
 import tempfile
 
 import numpy as np
-from _timing import HEADER, fmt, interleaved, ratio_row
+from _timing import HEADER, common_parser, fmt, interleaved, ratio_row, set_threads
 
 _FIRST_CALL = """
 import time, numpy as np
@@ -48,10 +47,7 @@ def jit_cost() -> list[tuple[str, float, float]]:
 
 
 def main(argv=None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--repeats", type=int, default=5, help="rounds of 3 calls per side")
-    ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--shape", type=int, nargs=4, default=[32, 32, 112, 112])
+    ap = common_parser(__doc__)
     ap.add_argument("--no-jit", action="store_true", help="skip the first-call timings")
     args = ap.parse_args(argv)
 
@@ -61,10 +57,8 @@ def main(argv=None) -> None:
 
     import poolkit
     import poolkit.functional as F
-    from poolkit import _threads
 
-    torch.set_num_threads(args.threads)
-    _threads.set_num_threads(args.threads)
+    set_threads(args.threads)
     rng = np.random.default_rng(0)
     x = rng.standard_normal(args.shape, dtype=np.float32)
     tx = torch.from_numpy(x)

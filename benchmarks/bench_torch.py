@@ -31,25 +31,7 @@ import torch.nn.functional as TF
 
 # The models are defined once, beside the tests that check patched equals unpatched.
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests"))
-
-
-def _time(fn, n: int) -> list[float]:
-    out = []
-    for _ in range(n):
-        t = time.perf_counter()
-        fn()
-        out.append(time.perf_counter() - t)
-    return out
-
-
-def interleaved(fa, fb, rounds: int, per_round: int) -> tuple[list[float], list[float]]:
-    fa()
-    fb()
-    ta, tb = [], []
-    for _ in range(rounds):
-        ta += _time(fa, per_round)
-        tb += _time(fb, per_round)
-    return ta, tb
+from _timing import interleaved  # noqa: E402
 
 
 def _per_call(fn, n: int) -> float:
