@@ -430,8 +430,11 @@ def _max_fwd_idx(variant, dtype):
                 _max_idx_chunk(x, out, idx, t0, t1, init, geo, lo, hi, first, rows, 2, 2, 1, 1)
             elif variant == V_2x2:
                 _max_idx_chunk(x, out, idx, t0, t1, init, geo, lo, hi, first, rows, 2, 2, 1, C)
-            elif (variant == V_ANY_C1 or variant == V_3x3s2_C1 or variant == V_3x3s1_C1
-                  or variant == V_2x2s1_C1):
+            elif variant == V_2x2s1_C1:
+                _max_idx_chunk(x, out, idx, t0, t1, init, geo, lo, hi, first, rows, 2, 1, 1, 1)
+            elif variant == V_2x2s1:
+                _max_idx_chunk(x, out, idx, t0, t1, init, geo, lo, hi, first, rows, 2, 1, 1, C)
+            elif variant == V_ANY_C1 or variant == V_3x3s2_C1 or variant == V_3x3s1_C1:
                 _max_idx_chunk(x, out, idx, t0, t1, init, geo, lo, hi, first, rows, kw, sw, dw, 1)
             else:
                 _max_idx_chunk(x, out, idx, t0, t1, init, geo, lo, hi, first, rows, kw, sw, dw, C)
@@ -459,7 +462,15 @@ def _max_bwd(variant, tiled, dtype):
                     _max_bwd_tiled(x, g, gx, n, geo, lo, hi, rows, mrow, irow, kw, 1)
                 else:
                     _max_bwd_tiled(x, g, gx, n, geo, lo, hi, rows, mrow, irow, kw, C)
-            elif variant == V_ANY or variant == V_2x2 or variant == V_3x3s2 or variant == V_2x2s1:
+            elif variant == V_2x2s1_C1:  # MaxBlurPool's max pooling: overlapping windows
+                _max_bwd_scatter(
+                    x, g, gx, n, init, geo, lo, hi, first, valid, rows, mrow, irow, 2, 1, 1, 1
+                )
+            elif variant == V_2x2s1:
+                _max_bwd_scatter(
+                    x, g, gx, n, init, geo, lo, hi, first, valid, rows, mrow, irow, 2, 1, 1, C
+                )
+            elif variant == V_ANY or variant == V_2x2 or variant == V_3x3s2:
                 _max_bwd_scatter(
                     x, g, gx, n, init, geo, lo, hi, first, valid, rows, mrow, irow, kw, sw, dw, C
                 )
