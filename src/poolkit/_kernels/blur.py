@@ -41,6 +41,35 @@ def _interior(OW, W, K, s, p):
     return a, b
 
 
+@njit(inline="always")
+def _vertical4(xs, row, fh, q0, H, WC, mode):
+    """row = sum_j fh[j] * (input row of padded row q0 + j) for the default 4-tap filter, in
+    one pass; only for reflect and replicate padding, whose taps all map into the input (the
+    engine checks reflect's pad < H). Unguarded on purpose: a test on the mapped rows here
+    kept LLVM from vectorising the loop (measured: 6.3 against 2.2 ms on the rows of
+    (1024, 112, 112))."""
+    r0, r1 = _src(q0, H, mode), _src(q0 + 1, H, mode)
+    r2, r3 = _src(q0 + 2, H, mode), _src(q0 + 3, H, mode)
+    s0, s1 = xs[r0 * WC : (r0 + 1) * WC], xs[r1 * WC : (r1 + 1) * WC]
+    s2, s3 = xs[r2 * WC : (r2 + 1) * WC], xs[r3 * WC : (r3 + 1) * WC]
+    w0, w1, w2, w3 = fh[0], fh[1], fh[2], fh[3]
+    for k in range(WC):
+        row[k] = w0 * s0[k] + w1 * s1[k] + w2 * s2[k] + w3 * s3[k]
+
+
+@njit(boundscheck=False)
+def _vertical_any(xs, row, fh, q0, H, WC, mode):
+    """row = sum_j fh[j] * (input row of padded row q0 + j), tap by tap (zero pads skipped)."""
+    fill(row, 0)
+    for j in range(fh.shape[0]):
+        r = _src(q0 + j, H, mode)
+        if r >= 0:
+            wgt = fh[j]
+            src = xs[r * WC : (r + 1) * WC]
+            for k in range(WC):
+                row[k] += wgt * src[k]
+
+
 def _blur_fwd(K, S, c1, dtype):
     def blur_fwd(x, out, fh, fw, geo, n0, n1):
         """Samples (or planes) n0..n1; geo = (sh, ph, sw, pw, mode); S: a literal horizontal
@@ -54,20 +83,17 @@ def _blur_fwd(K, S, c1, dtype):
         KH = fh.shape[0]
         row = np.empty(WC, x.dtype)
         a, b = _interior(OW, W, K, sw, pw)
+        fused = KH == 4 and mode != 2
         xall = x.reshape(x.size)
         oall = out.reshape(out.size)
         for n in range(n0, n1):
             xs = xall[n * H * WC : (n + 1) * H * WC]
             os_ = oall[n * OH * OW * C : (n + 1) * OH * OW * C]
             for oh in range(OH):
-                fill(row, 0)
-                for j in range(KH):
-                    r = _src(oh * sh - ph + j, H, mode)
-                    if r >= 0:
-                        wgt = fh[j]
-                        src = xs[r * WC : (r + 1) * WC]
-                        for k in range(WC):
-                            row[k] += wgt * src[k]
+                if fused:
+                    _vertical4(xs, row, fh, oh * sh - ph, H, WC, mode)
+                else:
+                    _vertical_any(xs, row, fh, oh * sh - ph, H, WC, mode)
                 orow = os_[oh * OW * C : (oh + 1) * OW * C]
                 for ow in range(a, b):
                     seg = row[(ow * sw - pw) * C : (ow * sw - pw + K) * C]
@@ -76,9 +102,8 @@ def _blur_fwd(K, S, c1, dtype):
                         for j in range(1, K):
                             acc += fw[j] * seg[j * C + c]
                         orow[ow * C + c] = acc
-                for ow in range(OW):
-                    if a <= ow < b:
-                        continue
+                for i in range(OW - (b - a)):  # border columns: before a, from b on
+                    ow = i if i < a else i + b - a
                     for c in range(C):
                         acc = x.dtype.type(0)
                         for j in range(K):
@@ -122,9 +147,8 @@ def _blur_bwd(K, c1, dtype):
                         v = go[ow * C + c]
                         for j in range(K):
                             seg[j * C + c] += fw[j] * v
-                for ow in range(OW):
-                    if a <= ow < b:
-                        continue
+                for i in range(OW - (b - a)):  # border columns: before a, from b on
+                    ow = i if i < a else i + b - a
                     for j in range(K):
                         q = _src(ow * sw - pw + j, W, mode)
                         if q >= 0:
