@@ -95,13 +95,23 @@ def _blur_fwd(K, S, c1, dtype):
                 else:
                     _vertical_any(xs, row, fh, oh * sh - ph, H, WC, mode)
                 orow = os_[oh * OW * C : (oh + 1) * OW * C]
-                for ow in range(a, b):
-                    seg = row[(ow * sw - pw) * C : (ow * sw - pw + K) * C]
-                    for c in range(C):
-                        acc = fw[0] * seg[c]
+                # Interior columns, indexed from views that start at the first one: with
+                # indices LLVM can prove non-negative, Numba's negative-index wraparound
+                # goes and the loop vectorises (3.5x on the columns of (1024, 56, 112)).
+                r = row[(a * sw - pw) * C :]
+                o = orow[a * C :]
+                if c1:  # no one-trip channel loop around the taps: LLVM keeps it scalar
+                    for i in range(b - a):
+                        acc = fw[0] * r[i * sw]
                         for j in range(1, K):
-                            acc += fw[j] * seg[j * C + c]
-                        orow[ow * C + c] = acc
+                            acc += fw[j] * r[i * sw + j]
+                        o[i] = acc
+                for i in range(0 if c1 else b - a):
+                    for c in range(C):
+                        acc = fw[0] * r[i * sw * C + c]
+                        for j in range(1, K):
+                            acc += fw[j] * r[(i * sw + j) * C + c]
+                        o[i * C + c] = acc
                 for i in range(OW - (b - a)):  # border columns: before a, from b on
                     ow = i if i < a else i + b - a
                     for c in range(C):
@@ -141,12 +151,18 @@ def _blur_bwd(K, c1, dtype):
             for oh in range(OH):
                 fill(row, 0)
                 go = gall[(n * OH + oh) * OW * C : (n * OH + oh + 1) * OW * C]
-                for ow in range(a, b):
-                    seg = row[(ow * sw - pw) * C : (ow * sw - pw + K) * C]
-                    for c in range(C):
-                        v = go[ow * C + c]
+                r = row[(a * sw - pw) * C :]  # from the first interior column (see forward)
+                g0 = go[a * C :]
+                if c1:
+                    for i in range(b - a):
+                        v = g0[i]
                         for j in range(K):
-                            seg[j * C + c] += fw[j] * v
+                            r[i * sw + j] += fw[j] * v
+                for i in range(0 if c1 else b - a):
+                    for c in range(C):
+                        v = g0[i * C + c]
+                        for j in range(K):
+                            r[(i * sw + j) * C + c] += fw[j] * v
                 for i in range(OW - (b - a)):  # border columns: before a, from b on
                     ow = i if i < a else i + b - a
                     for j in range(K):
