@@ -1,0 +1,70 @@
+"""``python -m fuzz``: run a campaign, or replay one case.
+
+    python -m fuzz --seconds 1800 --workers 2 --report fuzz-report.json
+    python -m fuzz --cases 500 --targets functional,cli
+    python -m fuzz --replay functional.max_pool2d:17
+    python -m fuzz --list
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from . import report
+from .oracle import TARGETS, run_case, select
+from .runner import run
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m fuzz", description=__doc__.split("\n")[0])
+    budget = p.add_mutually_exclusive_group()
+    budget.add_argument("--seconds", type=float, help="run for this long (wall time)")
+    budget.add_argument("--cases", type=int, help="run this many cases (default: one per "
+                        "target)")
+    p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--targets", default=None, help="comma-separated target or group names, "
+                   "or prefixes ending in '*' (default: all)")
+    p.add_argument("--seed", type=int, default=0, help="first seed of every target")
+    p.add_argument("--timeout", type=float, default=60.0, help="seconds before a case is a hang")
+    p.add_argument("--report", default=None, help="write the full report as JSON here")
+    p.add_argument("--replay", metavar="TARGET:SEED", help="run one case in this process and "
+                   "print its arguments and traceback")
+    p.add_argument("--list", action="store_true", help="list the targets and exit")
+    return p
+
+
+def replay(spec: str) -> int:
+    name, _, seed = spec.rpartition(":")
+    (t,) = select(name)
+    out = run_case(t, int(seed), with_traceback=True)
+    print(f"{name}:{seed} -> {out['status']}")
+    for line in out["notes"]:
+        print("  " + line)
+    if out["status"] == "finding":
+        print(out.get("traceback", ""))
+        print(f"{out['kind']}: {out['error']}: {out['message']}")
+        return 1
+    return 0
+
+
+def main(argv=None) -> int:
+    a = _parser().parse_args(argv)
+    if a.replay:
+        return replay(a.replay)
+    targets = select(a.targets)
+    if a.list:
+        for t in targets:
+            print(f"{t.group:12s} {t.name}")
+        print(f"{len(targets)} targets ({len(TARGETS)} with hidden ones)")
+        return 0
+    result = run(targets, cases=a.cases, seconds=a.seconds, workers=a.workers, seed=a.seed,
+                 timeout=a.timeout, log=lambda text: print(text, file=sys.stderr, flush=True))
+    print(report.summary(result))
+    if a.report:
+        report.write_json(a.report, result)
+    return 1 if result["findings"] else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
