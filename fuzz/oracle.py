@@ -32,7 +32,7 @@ class Target:
     name: str
     group: str
     fn: Callable[[np.random.Generator], None]
-    allowed: tuple[type[BaseException], ...] = ()
+    allowed: tuple[type[BaseException], ...] = (ValueError, TypeError)
     hidden: bool = False  # only run when named explicitly (the runner's self-test targets)
     covers: tuple[str, ...] = ()  # public API names this target calls (the coverage test)
 
@@ -40,14 +40,15 @@ class Target:
 TARGETS: dict[str, Target] = {}
 
 
-def target(name: str, group: str, *, allowed=(), hidden=False, covers=()):
+def target(name: str, group: str, *, allowed=(), strict=False, hidden=False, covers=()):
     """Register ``fn`` as the target ``name`` of ``group``; ``allowed``: exception types the
-    API documents for it besides ValueError and TypeError."""
+    API documents for it besides ValueError and TypeError (``strict``: instead of them)."""
 
     def register(fn):
         if name in TARGETS:
             raise RuntimeError(f"fuzz target {name!r} registered twice")
-        TARGETS[name] = Target(name, group, fn, tuple(allowed), hidden, tuple(covers))
+        ok = tuple(allowed) if strict else (ValueError, TypeError, *allowed)
+        TARGETS[name] = Target(name, group, fn, ok, hidden, tuple(covers))
         return fn
 
     return register
@@ -56,7 +57,9 @@ def target(name: str, group: str, *, allowed=(), hidden=False, covers=()):
 def select(names: str | None = None) -> list[Target]:
     """Targets by comma-separated names or group names or name prefixes ending in '*'; all
     visible ones by default."""
-    from . import targets  # noqa: F401  (registers them)
+    from .targets import load_all
+
+    load_all()
 
     if not names:
         return [t for t in TARGETS.values() if not t.hidden]
@@ -101,7 +104,9 @@ def short(value, depth: int = 0) -> str:
     if isinstance(value, tuple | list) and depth < 2:
         inner = ", ".join(short(v, depth + 1) for v in value[:8])
         more = ", ..." if len(value) > 8 else ""
-        return f"({inner}{more})" if isinstance(value, tuple) else f"[{inner}{more}]"
+        if isinstance(value, list):
+            return f"[{inner}{more}]"
+        return f"({inner}{more}{',' if len(value) == 1 else ''})"
     if isinstance(value, dict) and depth < 2:
         return "{" + ", ".join(f"{k!r}: {short(v, depth + 1)}" for k, v in
                                list(value.items())[:12]) + "}"
@@ -209,7 +214,7 @@ def run_case(t: Target, seed: int, *, with_traceback: bool = False) -> dict:
     except Finding as e:
         out = {"status": "finding", "kind": e.kind, "error": "Finding", "message": str(e)}
         tb = e.__traceback__
-    except (ValueError, TypeError, *t.allowed):
+    except t.allowed:
         out = {"status": "raised"}
         tb = None
     except BaseException as e:  # noqa: BLE001 - every other exception is what we look for

@@ -64,9 +64,10 @@ class Worker:
         self.since = time.monotonic()
         self.ready = False
 
-    def send(self, cases: list) -> None:
+    def send(self, cases: list, modules: dict) -> None:
         self.batch.extend(cases)
-        self.proc.stdin.write(json.dumps({"cases": cases}) + "\n")
+        msg = [[name, seed, modules[name]] for name, seed in cases]
+        self.proc.stdin.write(json.dumps({"cases": msg}) + "\n")
         self.proc.stdin.flush()
         self.since = time.monotonic()
 
@@ -109,6 +110,7 @@ class Runner:
         self._deal = self._cases(seed)
         self.counts = {t.name: collections.Counter() for t in targets}
         self.groups = {t.name: t.group for t in targets}
+        self.modules = {t.name: t.fn.__module__ for t in targets}
         self.findings: list[dict] = []
         self.home = tempfile.mkdtemp(prefix="poolkit-fuzz-")
         self.restarts = 0
@@ -211,7 +213,7 @@ class Runner:
                                 retire(w)
                                 w.kill()
                                 break
-                            w.send(batch)
+                            w.send(batch, self.modules)
                 now = time.monotonic()
                 for w in list(workers):
                     if w.current is not None and now - w.since > self.timeout:

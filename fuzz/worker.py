@@ -1,16 +1,18 @@
 """A fuzz worker: runs the cases the runner sends and says which one it is on.
 
-Protocol (one JSON object per line): the runner writes ``{"cases": [[target, seed], ...]}``
-on stdin; the worker writes ``{"start": [target, seed]}`` before each case and
-``{"done": [target, seed], "outcome": {...}}`` after it, on the file descriptor given as
-``--proto-fd`` (its real stdout; the cases' own prints go to /dev/null). Its stderr is a file the
-runner reads when the worker dies: it is emptied before each case, so it then holds only the
-fatal case's output (faulthandler's traceback of a crash, or of a hang on SIGUSR1).
+Protocol, one JSON object per line. The runner writes
+``{"cases": [[target, seed, module of the target], ...]}`` on the worker's stdin; the worker
+writes ``{"start": [target, seed]}`` before each case and ``{"done": [target, seed],
+"outcome": {...}}`` after it, then ``{"idle": true}``, on its real stdout (the cases' own prints
+go to /dev/null). Its stderr is a file the runner reads when the worker dies: it is emptied
+before each case, so it then holds only the fatal case's output (faulthandler's traceback of a
+crash, or of a hang on SIGUSR1).
 """
 
 from __future__ import annotations
 
 import faulthandler
+import importlib
 import json
 import os
 import resource
@@ -45,7 +47,8 @@ def main() -> None:
 
     send({"ready": os.getpid()})
     for line in sys.stdin:
-        for name, seed in json.loads(line)["cases"]:
+        for name, seed, module in json.loads(line)["cases"]:
+            importlib.import_module(module)  # registers the target (only its own module)
             os.ftruncate(2, 0)
             send({"start": [name, seed]})
             send({"done": [name, seed], "outcome": run_case(TARGETS[name], seed)})
