@@ -9,11 +9,13 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+import tempfile
 
 from . import report
 from .oracle import TARGETS, run_case, select
-from .runner import run
+from .runner import run, worker_env
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -30,12 +32,17 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--report", default=None, help="write the full report as JSON here")
     p.add_argument("--replay", metavar="TARGET:SEED", help="run one case in this process and "
                    "print its arguments and traceback")
+    p.add_argument("--per-target", action="store_true", help="a row per target in the summary")
     p.add_argument("--list", action="store_true", help="list the targets and exit")
     return p
 
 
 def replay(spec: str) -> int:
+    """Run one case here, in the environment a worker has (offline data, a temporary home)."""
     name, _, seed = spec.rpartition(":")
+    home = tempfile.mkdtemp(prefix="poolkit-fuzz-replay-")
+    os.environ.update(worker_env(home))
+    os.chdir(home)
     (t,) = select(name)
     out = run_case(t, int(seed), with_traceback=True)
     print(f"{name}:{seed} -> {out['status']}")
@@ -60,7 +67,7 @@ def main(argv=None) -> int:
         return 0
     result = run(targets, cases=a.cases, seconds=a.seconds, workers=a.workers, seed=a.seed,
                  timeout=a.timeout, log=lambda text: print(text, file=sys.stderr, flush=True))
-    print(report.summary(result))
+    print(report.summary(result, per_target=a.per_target))
     if a.report:
         report.write_json(a.report, result)
     return 1 if result["findings"] else 0
