@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import argparse
 import os
+import subprocess
 import sys
 import tempfile
+import time
 
 from . import report
 from .oracle import TARGETS, run_case, select
@@ -32,6 +34,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--report", default=None, help="write the full report as JSON here")
     p.add_argument("--replay", metavar="TARGET:SEED", help="run one case in this process and "
                    "print its arguments and traceback")
+    p.add_argument("--markdown", default=None, metavar="PATH",
+                   help="also write the summary as Markdown (fuzz/LAST_RUN.md)")
     p.add_argument("--per-target", action="store_true", help="a row per target in the summary")
     p.add_argument("--list", action="store_true", help="list the targets and exit")
     return p
@@ -55,6 +59,15 @@ def replay(spec: str) -> int:
     return 0
 
 
+def _commit() -> str:
+    try:
+        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
+                             text=True, cwd=os.path.dirname(os.path.abspath(__file__)))
+        return out.stdout.strip() or "?"
+    except OSError:
+        return "?"
+
+
 def main(argv=None) -> int:
     a = _parser().parse_args(argv)
     if a.replay:
@@ -65,11 +78,17 @@ def main(argv=None) -> int:
             print(f"{t.group:12s} {t.name}")
         print(f"{len(targets)} targets ({len(TARGETS)} with hidden ones)")
         return 0
+    started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    load = " ".join(f"{v:.2f}" for v in os.getloadavg())
     result = run(targets, cases=a.cases, seconds=a.seconds, workers=a.workers, seed=a.seed,
                  timeout=a.timeout, log=lambda text: print(text, file=sys.stderr, flush=True))
+    result.update(started=started, load=load, commit=_commit())
     print(report.summary(result, per_target=a.per_target))
     if a.report:
         report.write_json(a.report, result)
+    if a.markdown:
+        command = "python -m fuzz " + " ".join(argv if argv is not None else sys.argv[1:])
+        report.write_markdown(a.markdown, result, command)
     return 1 if result["findings"] else 0
 
 

@@ -1,5 +1,6 @@
-"""The campaign's report: a text summary (also the body of fuzz/LAST_RUN.md) and the JSON file,
-written atomically (a temporary file in the same directory, then os.replace)."""
+"""The campaign's report: a text summary, fuzz/LAST_RUN.md (the summary with a row per target)
+and the JSON file, written atomically (a temporary file in the same directory, then
+os.replace)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import json
 import os
 import tempfile
 
-__all__ = ["summary", "write_json"]
+__all__ = ["summary", "markdown", "write_json", "write_markdown"]
 
 
 def _table(rows: list[tuple], head: tuple) -> list[str]:
@@ -40,13 +41,38 @@ def summary(result: dict, *, per_target: bool = False) -> str:
     return "\n".join(lines)
 
 
-def write_json(path: str, result: dict) -> None:
+def markdown(result: dict, command: str) -> str:
+    """fuzz/LAST_RUN.md: the command, the machine's load, the summary with a row per target."""
+    head = [
+        "# Last long fuzz run",
+        "",
+        f"`{command}` at {result.get('started', '?')} (commit {result.get('commit', '?')}); "
+        f"load average at the start: {result.get('load', '?')}.",
+        "",
+        "Outcomes per case: *returned*, *raised* (ValueError/TypeError or an exception the "
+        "target documents) or a *finding* (any other exception, a non-finite result from "
+        "finite input, a signal, a hang). Replay a case with `python -m fuzz --replay "
+        "TARGET:SEED`.",
+        "",
+    ]
+    return "\n".join(head) + summary(result, per_target=True) + "\n"
+
+
+def _write_atomic(path: str, text: str) -> None:
     directory = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(prefix=".fuzz-report-", dir=directory)
     try:
         with os.fdopen(fd, "w") as f:
-            json.dump(result, f, indent=1, default=str)
+            f.write(text)
         os.replace(tmp, path)
     except BaseException:
         os.unlink(tmp)
         raise
+
+
+def write_json(path: str, result: dict) -> None:
+    _write_atomic(path, json.dumps(result, indent=1, default=str))
+
+
+def write_markdown(path: str, result: dict, command: str) -> None:
+    _write_atomic(path, markdown(result, command))

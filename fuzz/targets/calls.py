@@ -156,18 +156,22 @@ KERAS_PARAMS = {
 ARRAYS = ("input", "x", "grad_output", "indices")
 
 
+def _params(fn) -> dict:
+    """``fn``'s named parameters (not ``*args``/``**kwargs``) but the arrays."""
+    return {n: p for n, p in inspect.signature(fn).parameters.items()
+            if n not in ARRAYS and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)}
+
+
 def unknown_params(fn, table: dict) -> list[str]:
     """Parameters of ``fn`` no generator draws (the coverage test wants none)."""
-    return [p for p in inspect.signature(fn).parameters if p not in table and p not in ARRAYS]
+    return [n for n in _params(fn) if n not in table]
 
 
 def draw_kwargs(rng, fn, table: dict, ctx: Ctx, p_default: float = 0.25) -> dict:
     """Keyword arguments for every parameter of ``fn`` but the arrays; an optional one is
     left at its default with probability ``p_default``."""
     kw = {}
-    for name, prm in inspect.signature(fn).parameters.items():
-        if name in ARRAYS:
-            continue
+    for name, prm in _params(fn).items():
         if prm.default is not inspect.Parameter.empty and gen.chance(rng, p_default):
             continue
         kw[name] = table[name](rng, ctx)

@@ -5,7 +5,6 @@ summary) and optimizers (shared between models, applied to mismatched variables)
 
 from __future__ import annotations
 
-import inspect
 import json
 
 import numpy as np
@@ -78,14 +77,8 @@ def _rank(name: str) -> int:
     return 2
 
 
-def _ctor_params(cls):
-    return {k: v for k, v in inspect.signature(cls).parameters.items()
-            if v.kind not in (v.VAR_KEYWORD, v.VAR_POSITIONAL)}
-
-
 def make_layer(rng, cls, ctx: Ctx):
     kw = draw_kwargs(rng, cls, LAYER_PARAMS, ctx, p_default=0.4)
-    kw = {k: v for k, v in kw.items() if k in _ctor_params(cls)}
     if gen.chance(rng, 0.03):
         kw["bogus_argument"] = 1
     note(cls.__name__, **kw)
