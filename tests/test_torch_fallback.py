@@ -142,6 +142,16 @@ def test_input_shapes_behave_as_in_torch(shape):
     assert_same_outcome("avg_pool2d", x, 2)
 
 
+@pytest.mark.parametrize("name", ["blur_pool2d", "aps_pool2d"])
+@pytest.mark.parametrize("shape", [(7,), (1, 2, 3, 7, 7), (2, 0, 7, 7), (2, 3, 0, 7)])
+def test_own_ops_check_the_input_shape_on_the_fallback_path_too(name, shape):
+    """Found by the fuzz harness: on the torch path (a bool tensor, the meta device) poolkit's
+    own ops skipped the input's shape check and raised torch's IndexError."""
+    for x in (torch.zeros(shape, dtype=torch.bool), torch.zeros(shape, device="meta")):
+        with pytest.raises(ValueError, match="must be 3-D|zero-size"):
+            getattr(PTF, name)(x)
+
+
 @pytest.mark.parametrize("p", [0, -1.5])
 def test_lp_pool_with_p_at_most_zero_is_poolkits_error(p):
     """Where torch divides by zero (pytorch#187743), poolkit says why, on every device."""
