@@ -6,12 +6,31 @@ adversarial *parameters* may be huge and must be refused, not attempted.
 
 from __future__ import annotations
 
+import contextlib
+
 import numpy as np
 
 __all__ = ["pick", "chance", "adversarial", "int_arg", "ints_arg", "float_arg", "bool_arg",
-           "shape", "dtype", "values", "layout", "array", "maybe", "P_BAD", "JSON_BAD"]
+           "shape", "dtype", "values", "layout", "array", "maybe", "P_BAD", "JSON_BAD",
+           "bad_rate", "hostility"]
 
-P_BAD = 0.12  # how often a parameter is adversarial
+P_BAD = 0.08  # how often a parameter is adversarial (see :func:`hostility`)
+_rate = [P_BAD]
+
+
+def bad_rate() -> float:
+    return _rate[-1]
+
+
+@contextlib.contextmanager
+def hostility(p: float):
+    """Draw parameters with adversarial probability ``p`` inside the block (a model's layers
+    are mostly valid, so that the model gets to train)."""
+    _rate.append(p)
+    try:
+        yield
+    finally:
+        _rate.pop()
 
 HUGE = (2**31 - 1, 2**31, 2**32 + 1, 2**62, 2**63 - 1, 2**64, 10**18, -2**31, -2**63)
 BAD = (
@@ -42,19 +61,20 @@ def adversarial(rng):
     return pick(rng, BAD)
 
 
-def maybe(rng, make, p: float = P_BAD):
-    """``make()``, or an adversarial value with probability ``p``."""
-    return adversarial(rng) if chance(rng, p) else make()
+def maybe(rng, make, p: float | None = None):
+    """``make()``, or an adversarial value with probability ``p`` (default: the current
+    rate)."""
+    return adversarial(rng) if chance(rng, bad_rate() if p is None else p) else make()
 
 
-def int_arg(rng, lo: int, hi: int, p: float = P_BAD):
+def int_arg(rng, lo: int, hi: int, p: float | None = None):
     return maybe(rng, lambda: int(rng.integers(lo, hi + 1)), p)
 
 
-def ints_arg(rng, rank: int, lo: int, hi: int, p: float = P_BAD):
+def ints_arg(rng, rank: int, lo: int, hi: int, p: float | None = None):
     """An int or a per-dim tuple of ``rank`` ints in [lo, hi]; sometimes a list, a wrong
     length, NumPy ints, or one hostile element."""
-    if chance(rng, p):
+    if chance(rng, bad_rate() if p is None else p):
         r = rng.random()
         if r < 0.4:
             return adversarial(rng)
@@ -71,11 +91,11 @@ def ints_arg(rng, rank: int, lo: int, hi: int, p: float = P_BAD):
     return tuple(int(rng.integers(lo, hi + 1)) for _ in range(rank))
 
 
-def float_arg(rng, choices, p: float = P_BAD):
+def float_arg(rng, choices, p: float | None = None):
     return maybe(rng, lambda: pick(rng, choices), p)
 
 
-def bool_arg(rng, p: float = P_BAD):
+def bool_arg(rng, p: float | None = None):
     return maybe(rng, lambda: chance(rng, 0.5), p)
 
 

@@ -22,12 +22,12 @@ def _table(rows: list[tuple], head: tuple) -> list[str]:
 
 
 def summary(result: dict, *, per_target: bool = False) -> str:
-    keys = ("cases", "returned", "raised", "findings")
+    keys = ("cases", "returned", "raised", "findings", "seconds")
     lines = [f"{result['cases']} cases in {result['wall_seconds']} s on {result['workers']} "
              f"worker(s), {result['worker_restarts']} worker restart(s); "
              f"{result['findings']} finding(s), {len(result['unique_findings'])} distinct", ""]
     groups = result["per_group"]
-    lines += _table([(g, *(c.get(k, 0) for k in keys)) for g, c in groups.items()],
+    lines += _table([(g, *(round(c.get(k, 0), 1) for k in keys)) for g, c in groups.items()],
                     ("group", *keys))
     if per_target:
         lines += ["", *_table([(n, *(c[k] for k in keys))

@@ -109,6 +109,7 @@ class Runner:
         self.pending: collections.deque = collections.deque()
         self._deal = self._cases(seed)
         self.counts = {t.name: collections.Counter() for t in targets}
+        self.seconds = collections.Counter()
         self.groups = {t.name: t.group for t in targets}
         self.modules = {t.name: t.fn.__module__ for t in targets}
         self.findings: list[dict] = []
@@ -135,6 +136,7 @@ class Runner:
     def _record(self, case, outcome: dict) -> None:
         name, seed = case
         self.counts[name][outcome["status"]] += 1
+        self.seconds[name] += outcome.get("seconds", 0.0)
         if outcome["status"] == "finding":
             f = {"target": name, "seed": seed, **outcome,
                  "replay": f"python -m fuzz --replay {name}:{seed}"}
@@ -233,7 +235,7 @@ class Runner:
     def report(self, wall: float) -> dict:
         per_target = {name: {"group": self.groups[name], "cases": sum(c.values()),
                              "returned": c["returned"], "raised": c["raised"],
-                             "findings": c["finding"]}
+                             "findings": c["finding"], "seconds": round(self.seconds[name], 1)}
                       for name, c in self.counts.items()}
         per_group: dict[str, collections.Counter] = {}
         for row in per_target.values():

@@ -18,6 +18,7 @@ import os
 import resource
 import signal
 import sys
+import time
 
 # Keep a runaway allocation from taking the machine: a refused allocation is a MemoryError
 # (a finding). RLIMIT_DATA, not RLIMIT_AS: Numba's LLVM and torch reserve large address ranges.
@@ -48,10 +49,18 @@ def main() -> None:
     send({"ready": os.getpid()})
     for line in sys.stdin:
         for name, seed, module in json.loads(line)["cases"]:
-            importlib.import_module(module)  # registers the target (only its own module)
             os.ftruncate(2, 0)
             send({"start": [name, seed]})
-            send({"done": [name, seed], "outcome": run_case(TARGETS[name], seed)})
+            start = time.perf_counter()
+            try:
+                importlib.import_module(module)  # registers the target (only its module)
+                outcome = run_case(TARGETS[name], seed)
+            except BaseException as e:  # noqa: BLE001 - a target that cannot even load
+                outcome = {"status": "finding", "kind": "exception",
+                           "error": type(e).__qualname__, "message": f"{module}: {e}",
+                           "frames": [], "where": module, "notes": []}
+            outcome["seconds"] = round(time.perf_counter() - start, 4)
+            send({"done": [name, seed], "outcome": outcome})
         send({"idle": True})
 
 

@@ -61,7 +61,7 @@ def _output_size(rng, c):
         return None
     if c.fn_name.startswith("max_unpool"):  # near the default: (in-1)*stride - 2p + k
         return tuple(int(s * 2 + rng.integers(-1, 2)) for s in c.spatial) \
-            if not gen.chance(rng, gen.P_BAD) else gen.adversarial(rng)
+            if not gen.chance(rng, gen.bad_rate()) else gen.adversarial(rng)
     if c.fn_name.startswith("adaptive") and gen.chance(rng, 0.1):
         return tuple(None if gen.chance(rng, 0.5) else int(rng.integers(1, 5))
                      for _ in range(c.rank))
@@ -79,10 +79,10 @@ def _samples(rng, c):
         return None
     n, ch = c.batch
     shp = (n, ch, c.rank)
-    if gen.chance(rng, gen.P_BAD):
+    if gen.chance(rng, gen.bad_rate()):
         shp = gen.pick(rng, ((n, ch, c.rank + 1), (ch, c.rank), (n + 1, ch, c.rank), (0,)))
     s = rng.random(shp)
-    if gen.chance(rng, gen.P_BAD):
+    if gen.chance(rng, gen.bad_rate()):
         s = s * gen.pick(rng, (2.0, -1.0, np.nan, np.inf))
     return s.astype(gen.pick(rng, (np.float32, np.float64, np.float16)))
 
@@ -199,7 +199,7 @@ def grad_for(rng, out, like: np.ndarray):
     out = out[0] if isinstance(out, tuple) else out
     shp = tuple(getattr(out, "shape", ()))
     dt = like.dtype if like.dtype.kind == "f" else np.dtype(np.float32)
-    if gen.chance(rng, gen.P_BAD):
+    if gen.chance(rng, gen.bad_rate()):
         r = rng.random()
         if r < 0.4 and shp:
             shp = shp[:-1] + (shp[-1] + 1,)
@@ -250,7 +250,7 @@ def unpool_inputs(rng, module, name, x, kw, ctx):
         try:
             vals, idx = pool(x, **pkw, return_indices=True)
             note(pool.__name__, x, **pkw, return_indices=True)
-            if not gen.chance(rng, gen.P_BAD):
+            if not gen.chance(rng, gen.bad_rate()):
                 return vals, idx
             return vals, hostile_indices(rng, idx)
         except (ValueError, TypeError):

@@ -106,7 +106,7 @@ def random_argv(rng) -> list[str]:
         if make is None:
             argv.append(flag)
             continue
-        value = gen.pick(rng, BAD) if gen.chance(rng, gen.P_BAD) else make(rng)
+        value = gen.pick(rng, BAD) if gen.chance(rng, gen.bad_rate()) else make(rng)
         argv += [flag, *(value if isinstance(value, list) else [value])]
     if gen.chance(rng, 0.03):
         argv.append(gen.pick(rng, ("--bogus", "extra", "-q")))

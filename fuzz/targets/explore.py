@@ -33,7 +33,7 @@ def _grid(rng, rows=None, cols=None):
     rows = rows or int(rng.integers(1, 12))
     cols = cols or int(rng.integers(1, 12))
     g = np.round(rng.uniform(-4, 4, size=(rows, cols)), 3).tolist()
-    if gen.chance(rng, gen.P_BAD):
+    if gen.chance(rng, gen.bad_rate()):
         r = rng.random()
         if r < 0.3:
             g[int(rng.integers(rows))][0] = gen.pick(rng, gen.JSON_BAD)
@@ -49,7 +49,7 @@ def _grid(rng, rows=None, cols=None):
 def _param_value(rng, p):
     """A value for explorer parameter ``p`` (an explore.kinds.Param): in range, near its
     bounds, or hostile."""
-    if gen.chance(rng, gen.P_BAD):
+    if gen.chance(rng, gen.bad_rate()):
         return gen.pick(rng, gen.JSON_BAD)
 
     def num():
@@ -121,7 +121,7 @@ def request(rng) -> tuple[str, str, dict]:
         body = {"x": _grid(rng, 28, 28), "shift": [int(rng.integers(-1, 6)) for _ in range(2)],
                 "channel": int(rng.integers(-1, 34)),
                 "pool": pool_body(rng, with_x=False) if gen.chance(rng, 0.7) else None}
-        if gen.chance(rng, gen.P_BAD):
+        if gen.chance(rng, gen.bad_rate()):
             body[gen.pick(rng, list(body))] = gen.pick(rng, gen.JSON_BAD)
         return "POST", "/api/shift", {"json": body}
     if r < 0.7:

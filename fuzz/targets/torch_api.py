@@ -7,7 +7,9 @@ RuntimeError is a documented outcome here, besides ValueError and TypeError."""
 
 from __future__ import annotations
 
+import contextlib
 import inspect
+import os
 
 import numpy as np
 import torch
@@ -17,7 +19,7 @@ from poolkit.torch import functional as TF
 from poolkit.torch import nn as TN
 
 from .. import gen
-from ..oracle import expect_finite, fail, note, target
+from ..oracle import Refused, expect_finite, fail, note, target
 from .calls import TORCH_PARAMS, Ctx, draw_kwargs, finite_expected, rank_of
 
 torch.set_num_threads(1)
@@ -66,6 +68,24 @@ def _indices(rng, x, kw, ctx):
         return x, torch.from_numpy(rng.integers(-1, 4 * n + 2, size=tuple(x.shape)))
 
 
+_TORCH_DIR = os.path.dirname(torch.__file__) + os.sep
+
+
+@contextlib.contextmanager
+def torch_errors():
+    """torch's own IndexError (e.g. of torch.nn.functional.max_unpool2d on a 1-D input, where
+    poolkit falls back to it) is torch's documented behaviour; from poolkit's code, a bug."""
+    try:
+        yield
+    except IndexError as e:
+        tb = e.__traceback__
+        while tb.tb_next is not None:
+            tb = tb.tb_next
+        if tb.tb_frame.f_code.co_filename.startswith(_TORCH_DIR):
+            raise Refused(f"torch: {e}") from e
+        raise
+
+
 def _backward(rng, out, x, kw):
     """Gradient of a float output back to ``x``; finite for finite input and gradient."""
     y = out[0] if isinstance(out, tuple) else out
@@ -91,7 +111,8 @@ def _functional(name: str):
         if "indices" in inspect.signature(fn).parameters:
             x, args["indices"] = _indices(rng, x, kw, ctx)
         note(name, x, **args, **kw)
-        out = fn(x, **args, **kw)
+        with torch_errors():
+            out = fn(x, **args, **kw)
         if finite_expected(kw):
             expect_finite(out, x.detach())
         _backward(rng, out, x, kw)
@@ -119,11 +140,12 @@ def _module(rng):
     m = cls(**kw)
     x = _input(rng, ctx)
     note("forward", x)
-    if name.startswith("MaxUnpool"):
-        x, idx = _indices(rng, x, kw, ctx)
-        out = m(x, idx)
-    else:
-        out = m(x)
+    with torch_errors():
+        if name.startswith("MaxUnpool"):
+            x, idx = _indices(rng, x, kw, ctx)
+            out = m(x, idx)
+        else:
+            out = m(x)
     _backward(rng, out, x, kw)
 
 
