@@ -35,12 +35,14 @@ class Target:
     allowed: tuple[type[BaseException], ...] = (ValueError, TypeError)
     hidden: bool = False  # only run when named explicitly (the runner's self-test targets)
     covers: tuple[str, ...] = ()  # public API names this target calls (the coverage test)
+    weight: int = 1  # cases per round (a whole group behind one target gets more)
 
 
 TARGETS: dict[str, Target] = {}
 
 
-def target(name: str, group: str, *, allowed=(), strict=False, hidden=False, covers=()):
+def target(name: str, group: str, *, allowed=(), strict=False, hidden=False, covers=(),
+           weight: int = 1):
     """Register ``fn`` as the target ``name`` of ``group``; ``allowed``: exception types the
     API documents for it besides ValueError and TypeError (``strict``: instead of them)."""
 
@@ -48,7 +50,7 @@ def target(name: str, group: str, *, allowed=(), strict=False, hidden=False, cov
         if name in TARGETS:
             raise RuntimeError(f"fuzz target {name!r} registered twice")
         ok = tuple(allowed) if strict else (ValueError, TypeError, *allowed)
-        TARGETS[name] = Target(name, group, fn, ok, hidden, tuple(covers))
+        TARGETS[name] = Target(name, group, fn, ok, hidden, tuple(covers), weight)
         return fn
 
     return register

@@ -117,9 +117,13 @@ class Runner:
         self.restarts = 0
 
     def _cases(self, seed: int):
-        for i in itertools.count(seed):
+        """Rounds over the targets, ``weight`` cases each, seeds ``seed, seed+1, ...`` per
+        target."""
+        seeds = {t.name: itertools.count(seed) for t in self.targets}
+        while True:
             for t in self.targets:
-                yield (t.name, i)
+                for _ in range(t.weight):
+                    yield (t.name, next(seeds[t.name]))
 
     def _next_batch(self, limit: int | None) -> list:
         out = []
@@ -164,7 +168,7 @@ class Runner:
         start = time.monotonic()
         self.dealt = 0
         if cases is None and seconds is None:
-            cases = len(self.targets)
+            cases = rounds(self.targets)
         sel = selectors.DefaultSelector()
         workers: list[Worker] = []
         stopping = False
@@ -252,6 +256,11 @@ class Runner:
             "unique_findings": unique(self.findings),
             "all_findings": self.findings,
         }
+
+
+def rounds(targets: list[Target], n: int = 1) -> int:
+    """The number of cases of ``n`` rounds (every target its weight's worth of cases)."""
+    return n * sum(t.weight for t in targets)
 
 
 def crash_site(stderr: str) -> str | None:

@@ -113,7 +113,7 @@ def random_argv(rng) -> list[str]:
     return argv
 
 
-@target("cli", "cli", strict=True, covers=("cli.main",))
+@target("cli", "cli", weight=6, strict=True, covers=("cli.main",))
 def _cli(rng):
     argv = random_argv(rng)
     note("poolkit", *argv)

@@ -43,7 +43,7 @@ def idx_bytes(rng) -> bytes:
     return head + payload
 
 
-@target("data.read_idx", "data", allowed=(FileNotFoundError,), covers=("data.read_idx",))
+@target("data.read_idx", "data", weight=2, allowed=(FileNotFoundError,), covers=("data.read_idx",))
 def _read_idx(rng):
     with tempfile.TemporaryDirectory() as d:
         body = idx_bytes(rng)
@@ -99,7 +99,7 @@ def _junk_dir(rng, d: str) -> None:
             f.write(gzip.compress(body, mtime=0) if path.endswith(".gz") else body)
 
 
-@target("data.load_dataset", "data", allowed=_LOADER_ERRORS,
+@target("data.load_dataset", "data", weight=2, allowed=_LOADER_ERRORS,
         covers=("data.load_dataset", "data.load_raw", "keras.datasets"))
 def _load_dataset(rng):
     with tempfile.TemporaryDirectory() as d:

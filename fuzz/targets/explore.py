@@ -142,7 +142,7 @@ def request(rng) -> tuple[str, str, dict]:
     return gen.pick(rng, ("GET", "GET", "POST", "PUT", "DELETE")), path, {}
 
 
-@target("explore.api", "explore", strict=True, covers=("explore.create_app",))
+@target("explore.api", "explore", weight=6, strict=True, covers=("explore.create_app",))
 def _explore(rng):
     method, path, kw = request(rng)
     shown = {k: (v if k != "content" else v[:40]) for k, v in kw.items()}

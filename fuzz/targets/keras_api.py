@@ -181,7 +181,7 @@ def _labels(rng, n: int, classes: int, loss):
     return y
 
 
-@target("keras.model", "models", covers=("keras.Sequential", "keras.Input"))
+@target("keras.model", "models", weight=6, covers=("keras.Sequential", "keras.Input"))
 def _model(rng):
     side, ch, classes = int(rng.integers(4, 11)), int(rng.integers(1, 3)), int(rng.integers(2, 5))
     model = random_model(rng, side, ch, classes)
@@ -222,7 +222,7 @@ def _train(rng, model, x, classes: int, n: int):
         fail("wrong", f"summary returned {type(text).__name__}")
 
 
-@target("keras.optimizer", "optimizers", covers=("keras.optimizers.Adam",
+@target("keras.optimizer", "optimizers", weight=3, covers=("keras.optimizers.Adam",
                                                  "keras.optimizers.SGD"))
 def _optimizer_target(rng):
     with gen.hostility(0.03):

@@ -130,7 +130,7 @@ def corrupt(rng, path: str) -> str:
     return what
 
 
-@target("saving.load_corrupt", "saving", allowed=(FileNotFoundError,),
+@target("saving.load_corrupt", "saving", weight=4, allowed=(FileNotFoundError,),
         covers=("keras.load_model", "keras.models.save_model"))
 def _load_corrupt(rng):
     model = small_model(rng, gen.chance(rng, 0.5))
@@ -146,7 +146,7 @@ def _load_corrupt(rng):
         keras.load_model(path + ".bad", compile=gen.bool_arg(rng))
 
 
-@target("saving.save_bad_path", "saving", allowed=(OSError,),
+@target("saving.save_bad_path", "saving", weight=2, allowed=(OSError,),
         covers=("keras.Sequential.save",))
 def _save_bad_path(rng):
     model = small_model(rng, gen.chance(rng, 0.5))

@@ -129,7 +129,7 @@ def modules() -> dict[str, type]:
     return {n: getattr(TN, n) for n in TN.__all__ if isinstance(getattr(TN, n), type)}
 
 
-@target("torch.nn", "torch", allowed=(RuntimeError,), covers=("torch.nn",))
+@target("torch.nn", "torch", weight=4, allowed=(RuntimeError,), covers=("torch.nn",))
 def _module(rng):
     name, cls = gen.pick(rng, sorted(modules().items()))
     ctx = Ctx(rank=rank_of(name.lower()), fn_name=name.lower(),
@@ -149,7 +149,7 @@ def _module(rng):
     _backward(rng, out, x, kw)
 
 
-@target("torch.patch", "torch", allowed=(RuntimeError,),
+@target("torch.patch", "torch", weight=1, allowed=(RuntimeError,),
         covers=("torch.patch", "torch.unpatch"))
 def _patch(rng):
     rank = int(rng.integers(1, 4))
