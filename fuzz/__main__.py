@@ -31,6 +31,8 @@ def _parser() -> argparse.ArgumentParser:
                    "or prefixes ending in '*' (default: all)")
     p.add_argument("--seed", type=int, default=0, help="first seed of every target")
     p.add_argument("--timeout", type=float, default=60.0, help="seconds before a case is a hang")
+    p.add_argument("--yield-to", default=None, metavar="FILE", help="run one worker while "
+                   "FILE exists (e.g. /tmp/bench.lock: someone is timing benchmarks)")
     p.add_argument("--report", default=None, help="write the full report as JSON here")
     p.add_argument("--replay", metavar="TARGET:SEED", help="run one case in this process and "
                    "print its arguments and traceback")
@@ -81,7 +83,8 @@ def main(argv=None) -> int:
     started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     load = " ".join(f"{v:.2f}" for v in os.getloadavg())
     result = run(targets, cases=a.cases, seconds=a.seconds, workers=a.workers, seed=a.seed,
-                 timeout=a.timeout, log=lambda text: print(text, file=sys.stderr, flush=True))
+                 timeout=a.timeout, yield_to=a.yield_to,
+                 log=lambda text: print(text, file=sys.stderr, flush=True))
     result.update(started=started, load=load, commit=_commit())
     print(report.summary(result, per_target=a.per_target))
     if a.report:

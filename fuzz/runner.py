@@ -101,7 +101,7 @@ class Runner:
     """Run cases on ``workers`` processes until the cases or the time run out."""
 
     def __init__(self, targets: list[Target], *, workers: int = 2, seed: int = 0,
-                 timeout: float = 60.0, log=print):
+                 timeout: float = 60.0, yield_to: str | None = None, log=print):
         self.targets = targets
         self.n_workers = max(1, workers)
         self.timeout = timeout
@@ -115,6 +115,15 @@ class Runner:
         self.findings: list[dict] = []
         self.home = tempfile.mkdtemp(prefix="poolkit-fuzz-")
         self.restarts = 0
+        self.yield_to = yield_to
+        self.reduced_seconds = 0.0
+
+    def wanted(self) -> int:
+        """Workers to run now: one while the ``yield_to`` file exists (someone is timing
+        benchmarks on this machine), else all."""
+        if self.yield_to and os.path.exists(self.yield_to):
+            return 1
+        return self.n_workers
 
     def _cases(self, seed: int):
         """Rounds over the targets, ``weight`` cases each, seeds ``seed, seed+1, ...`` per
@@ -182,13 +191,22 @@ class Runner:
             sel.unregister(w.proc.stdout)
             workers.remove(w)
 
-        for i in range(self.n_workers):
-            spawn(i)
-        number = self.n_workers
+        def more() -> bool:
+            return not stopping and bool(self.pending or cases is None or self.dealt < cases)
+
+        number = 0
+        last = time.monotonic()
         try:
-            while workers:
-                if seconds is not None and time.monotonic() - start > seconds:
+            while workers or more():
+                now = time.monotonic()
+                if seconds is not None and now - start > seconds:
                     stopping = True
+                if self.wanted() < self.n_workers:
+                    self.reduced_seconds += now - last
+                last = now
+                while more() and len(workers) < self.wanted():
+                    spawn(number)
+                    number += 1
                 for key, _ in sel.select(timeout=1.0):
                     w = key.data
                     for msg in w.lines():
@@ -198,10 +216,6 @@ class Runner:
                                    else f"exit status {code}")
                             retire(w)
                             self._died(w, why, "signal" if code < 0 else "exit")
-                            if not stopping and (self.pending or cases is None
-                                                 or self.dealt < cases):
-                                spawn(number)
-                                number += 1
                             break
                         if "ready" in msg:
                             w.ready = True
@@ -214,7 +228,8 @@ class Runner:
                             w.batch.remove(case)
                             w.current = None
                         if "idle" in msg or ("ready" in msg and not w.batch):
-                            batch = [] if stopping else self._next_batch(cases)
+                            batch = [] if stopping or len(workers) > self.wanted() else \
+                                self._next_batch(cases)
                             if not batch:
                                 retire(w)
                                 w.kill()
@@ -227,9 +242,6 @@ class Runner:
                         time.sleep(0.5)
                         retire(w)
                         self._died(w, f"no result within {self.timeout:g} s", "hang")
-                        if not stopping:
-                            spawn(number)
-                            number += 1
         finally:
             for w in workers:
                 w.kill()
@@ -251,6 +263,7 @@ class Runner:
             "wall_seconds": round(wall, 1),
             "workers": self.n_workers,
             "worker_restarts": self.restarts,
+            "seconds_with_one_worker": round(self.reduced_seconds, 1),
             "per_group": {g: dict(c) for g, c in sorted(per_group.items())},
             "per_target": per_target,
             "unique_findings": unique(self.findings),
