@@ -215,7 +215,7 @@ def _train(rng, model, x, classes: int, n: int):
     note("evaluate", x, y)
     res = model.evaluate(x, y, verbose=0, batch_size=gen.maybe(rng, lambda: 4))
     if isinstance(opt, O.Optimizer) and opt.learning_rate <= 0.1 and not all_finite(res) \
-            and all_finite(x, bound=MODEST):
+            and all_finite(x, y, bound=MODEST):
         fail("nonfinite", f"evaluate gave {res!r} after one epoch on finite data")
     text = model.summary(print_fn=lambda *a, **k: None)
     if not isinstance(text, str):
