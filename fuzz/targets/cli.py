@@ -101,7 +101,7 @@ def random_argv(rng) -> list[str]:
     for flag, make in flags.get("cap", {}).items():
         argv += [flag, gen.pick(rng, BAD) if gen.chance(rng, 0.1) else make(rng)]
     names = [f for f in flags if f != "cap"]
-    for flag in rng.permutation(names)[: int(rng.integers(0, len(names) + 1))]:
+    for flag in [str(f) for f in rng.permutation(names)][: int(rng.integers(0, len(names) + 1))]:
         make = flags[flag]
         if make is None:
             argv.append(flag)
