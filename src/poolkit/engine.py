@@ -952,6 +952,25 @@ def _polyphase_parts(x: np.ndarray, stride: tuple[int, ...], channels_last: bool
     return xp, list(axes)
 
 
+def _check_polyphase(x, stride, norm, channels_last: bool, op: str):
+    """(x, stride, effective stride, norm) checked. The effective stride caps each stride at
+    its dim's size: phases past the size are circular copies of earlier ones, which never win
+    (the first maximum does), so the result is the same without padding to a huge stride."""
+    x = check_input(x, "max", "x", op=op)
+    if not isinstance(stride, tuple) or not stride or len(stride) != x.ndim - 2 or any(
+            not isinstance(s, int | np.integer) or isinstance(s, bool) or not
+            1 <= s <= 2**31 - 1 for s in stride):
+        raise InvalidValue(f"{op}: stride must be a tuple of {x.ndim - 2} ints in "
+                           f"[1, 2**31 - 1] (one per spatial dim of x of shape {x.shape}), got "
+                           f"{stride!r}")
+    spatial = x.shape[1:-1] if channels_last else x.shape[2:]
+    if min(spatial) < 1 or (x.shape[-1] if channels_last else x.shape[1]) < 1:
+        raise InvalidValue(f"{op}: x of shape {x.shape} has a zero-size channel or spatial dim")
+    stride = tuple(int(s) for s in stride)
+    eff = tuple(min(s, L) for s, L in zip(stride, spatial, strict=True))
+    return x, stride, eff, _check_norm(norm)
+
+
 def polyphase(x: np.ndarray, stride: tuple[int, ...], norm: float, *,
               channels_last: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """Adaptive polyphase sampling (Chaman & Dokmanic 2021): (output, phase per sample).
@@ -959,8 +978,18 @@ def polyphase(x: np.ndarray, stride: tuple[int, ...], norm: float, *,
     The input is padded circularly to multiples of the stride; of its polyphase components
     ``x[..., i::s, j::s]`` each sample keeps the one with the largest ``norm`` over all its
     channels (the first such component in Chaman & Dokmanic's order on ties; a NaN norm counts
-    as largest). A circular shift of the input shifts the output circularly.
+    as largest). A circular shift of the input shifts the output circularly. The phase is
+    numbered in that order for ``stride``.
     """
+    x, stride, eff, norm = _check_polyphase(x, stride, norm, channels_last, "polyphase")
+    out, phase = _polyphase(x, eff, norm, channels_last)
+    if eff != stride:  # renumber the phases for the stride asked for
+        offsets = np.asarray(_fastest_first(eff), np.int64)[phase]
+        phase = offsets @ np.cumprod((1, *stride[:-1]), dtype=np.int64)
+    return out, phase
+
+
+def _polyphase(x: np.ndarray, stride: tuple[int, ...], norm: float, channels_last: bool):
     xp, axes = _polyphase_parts(x, stride, channels_last)
     phases = _fastest_first(stride)
     n = x.shape[0]
@@ -999,7 +1028,10 @@ def polyphase_backward(grad_output: np.ndarray, x: np.ndarray, stride: tuple[int
                        norm: float, *, channels_last: bool = False) -> np.ndarray:
     """Gradient of :func:`polyphase`: each sample's gradient goes back to the cells of its
     chosen component (the choice itself is piecewise constant), padding folded back."""
-    _, phase = polyphase(x, stride, norm, channels_last=channels_last)
+    op = "polyphase_backward"
+    x, _, stride, norm = _check_polyphase(x, stride, norm, channels_last, op)
+    out, phase = _polyphase(x, stride, norm, channels_last)
+    grad_output = check_grad(grad_output, x, out.shape, op=op)
     xp, axes = _polyphase_parts(x, stride, channels_last)
     gp = np.zeros(xp.shape, grad_output.dtype)
     phases = _fastest_first(stride)
