@@ -152,6 +152,18 @@ def test_own_ops_check_the_input_shape_on_the_fallback_path_too(name, shape):
             getattr(PTF, name)(x)
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.int32, torch.bool])
+def test_own_ops_keep_poolkits_argument_errors(dtype):
+    """Found by the fuzz harness: min_pool1d(x, 10**18) fell back to torch's max_pool1d,
+    which loops for ever on that kernel size; an argument poolkit's own op rejects now raises
+    poolkit's error on every path (its kernels, or the torch reference for other dtypes)."""
+    x = torch.zeros(2, 3, 4, dtype=dtype)
+    with pytest.raises(ValueError, match="kernel_size"):
+        PTF.min_pool1d(x, 10**18, ceil_mode=True)
+    with pytest.raises(ValueError, match="pad"):
+        PTF.min_pool1d(x, 2, padding=2)
+
+
 @pytest.mark.parametrize("p", [0, -1.5])
 def test_lp_pool_with_p_at_most_zero_is_poolkits_error(p):
     """Where torch divides by zero (pytorch#187743), poolkit says why, on every device."""

@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as TF
 
 from ..errors import InvalidType, InvalidValue
-from ..shapes import batched_rank, binomial_filter, blur_spec, normalize_tuple
+from ..shapes import batched_rank, binomial_filter, blur_spec, normalize_tuple, torch_spec
 
 __all__ = ["min_pool", "lp_pool", "blur_pool", "max_blur_pool2d", "aps_pool2d"]
 
@@ -31,6 +31,12 @@ def min_pool(rank: int):
 
     def min_poolNd(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,
                    return_indices=False):
+        # poolkit's checks (min pooling is poolkit's op): torch's max_pool1d loops for ever on
+        # a kernel_size of 10**18, for one.
+        op = f"min_pool{rank}d"
+        batched_rank(input.shape, rank, op)
+        torch_spec(tuple(int(n) for n in input.shape[-rank:]), kernel_size, stride, padding,
+                   dilation, ceil_mode, op=op)
         res = max_pool(_flip(input), kernel_size, stride, padding, dilation, ceil_mode=ceil_mode,
                        return_indices=return_indices)
         return (_flip(res[0]), res[1]) if return_indices else _flip(res)

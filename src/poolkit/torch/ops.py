@@ -598,11 +598,16 @@ def call(op: PoolOp, x, args: tuple, with_indices: bool = False):
                 return _Pool.apply(x, op, kw, with_indices)
             return _forward(op, x, kw, with_indices)
         except (ValueError, TypeError):
-            # poolkit's checks reject these arguments (or this input): torch decides.
+            # poolkit's checks reject these arguments (or this input): torch decides, for the
+            # ops torch has; poolkit's own ops keep poolkit's error.
+            if op.module is None:
+                raise
             return _fallback(op, x, kw, with_indices, "arguments")
     try:
         nkw = op.normalize(kw)
     except (ValueError, TypeError):
+        if op.module is None:
+            raise
         return _fallback(op, x, kw, with_indices, "arguments")
     fwd, fwd_idx, _ = _CUSTOM[op.name]
     return (fwd_idx if with_indices else fwd)(x, *nkw.values())
