@@ -206,7 +206,9 @@ def _train(rng, model, x, classes: int, n: int):
     model.compile(optimizer=opt, loss=loss, metrics=metrics)
     y = _labels(rng, n, classes, loss)
     fit_kw = dict(batch_size=gen.maybe(rng, lambda: int(rng.integers(1, 8))),
-                  epochs=gen.maybe(rng, lambda: gen.pick(rng, (1, 1, 1, 0))),
+                  # hostile but never huge: 2**32 epochs is a long run, not an error
+                  epochs=gen.pick(rng, (1, 1, 1, 0)) if not gen.chance(rng, gen.bad_rate())
+                  else gen.pick(rng, (-1, 1.5, None, "1", True, [], np.int64(1))),
                   verbose=gen.maybe(rng, lambda: 0),
                   validation_split=gen.float_arg(rng, (0.0, 0.0, 0.5)),
                   shuffle=gen.bool_arg(rng))
