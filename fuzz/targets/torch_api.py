@@ -2,14 +2,15 @@
 module of ``poolkit.torch.nn`` on random tensors (float32/64, float16, bfloat16, integers,
 bool; contiguous, channels_last, transposed, sliced, expanded; with and without
 requires_grad), and ``patch``/``unpatch`` of a torch model. poolkit falls back to torch for
-what it does not compute and for arguments it rejects (docs/torch.md), so torch's own
-RuntimeError is a documented outcome here, besides ValueError and TypeError."""
+what it does not compute and for arguments it rejects (docs/torch.md), so torch's own error
+is a documented outcome here, besides ValueError and TypeError: a RuntimeError or IndexError
+that torch's own function raises too for the same call (poolkit's own ops: a RuntimeError of
+their torch reference, and of autograd)."""
 
 from __future__ import annotations
 
 import contextlib
 import inspect
-import os
 
 import numpy as np
 import torch
@@ -68,21 +69,25 @@ def _indices(rng, x, kw, ctx):
         return x, torch.from_numpy(rng.integers(-1, 4 * n + 2, size=tuple(x.shape)))
 
 
-_TORCH_DIR = os.path.dirname(torch.__file__) + os.sep
-
-
 @contextlib.contextmanager
-def torch_errors():
-    """torch's own IndexError (e.g. of torch.nn.functional.max_unpool2d on a 1-D input, where
-    poolkit falls back to it) is torch's documented behaviour; from poolkit's code, a bug."""
+def torch_errors(twin=None):
+    """torch's own errors where poolkit falls back to torch (docs/torch.md): a RuntimeError or
+    IndexError is documented when ``twin()`` (the same call unpatched, for the ops torch has)
+    raises the same type; for poolkit's own ops (no twin) a RuntimeError of the torch
+    reference is."""
     try:
         yield
-    except IndexError as e:
-        tb = e.__traceback__
-        while tb.tb_next is not None:
-            tb = tb.tb_next
-        if tb.tb_frame.f_code.co_filename.startswith(_TORCH_DIR):
-            raise Refused(f"torch: {e}") from e
+    except (RuntimeError, IndexError) as e:
+        if twin is None:
+            if isinstance(e, RuntimeError):
+                raise Refused(f"torch: {e}") from e
+            raise
+        try:
+            twin()
+        except type(e):
+            raise Refused(f"torch raises it too: {e}") from e
+        except Exception:  # noqa: BLE001 - torch fails differently: poolkit's error is a finding
+            raise e from None
         raise
 
 
@@ -111,17 +116,20 @@ def _functional(name: str):
         if "indices" in inspect.signature(fn).parameters:
             x, args["indices"] = _indices(rng, x, kw, ctx)
         note(name, x, **args, **kw)
-        with torch_errors():
+        torch_fn = getattr(torch.nn.functional, name, None)
+        twin = None if torch_fn is None else (lambda: torch_fn(x, **args, **kw))
+        with torch_errors(twin):
             out = fn(x, **args, **kw)
         if finite_expected(kw):
             expect_finite(out, x.detach())
-        _backward(rng, out, x, kw)
+        with torch_errors():
+            _backward(rng, out, x, kw)
 
     return run
 
 
 for _name in TF.__all__:
-    target(f"torch.{_name}", "torch", allowed=(RuntimeError,),
+    target(f"torch.{_name}", "torch",
            covers=(f"torch.functional.{_name}",))(_functional(_name))
 
 
@@ -129,7 +137,7 @@ def modules() -> dict[str, type]:
     return {n: getattr(TN, n) for n in TN.__all__ if isinstance(getattr(TN, n), type)}
 
 
-@target("torch.nn", "torch", weight=4, allowed=(RuntimeError,), covers=("torch.nn",))
+@target("torch.nn", "torch", weight=4, covers=("torch.nn",))
 def _module(rng):
     name, cls = gen.pick(rng, sorted(modules().items()))
     ctx = Ctx(rank=rank_of(name.lower()), fn_name=name.lower(),
@@ -140,13 +148,18 @@ def _module(rng):
     m = cls(**kw)
     x = _input(rng, ctx)
     note("forward", x)
-    with torch_errors():
+    base = cls.__bases__[0]
+    twin = None if base is torch.nn.Module else (lambda: base(**kw)(*inputs))
+    inputs = ()
+    with torch_errors(twin):
         if name.startswith("MaxUnpool"):
             x, idx = _indices(rng, x, kw, ctx)
-            out = m(x, idx)
+            inputs = (x, idx)
         else:
-            out = m(x)
-    _backward(rng, out, x, kw)
+            inputs = (x,)
+        out = m(*inputs)
+    with torch_errors():
+        _backward(rng, out, x, kw)
 
 
 @target("torch.patch", "torch", weight=1, allowed=(RuntimeError,),
