@@ -5,8 +5,9 @@ Errors: bad input (:class:`poolkit.errors.UserError`: InvalidValue, InvalidType,
 unavailable dataset), and an OSError about a file or directory the user named (missing,
 unreadable, misplaced, a name too long, a busy mount point such as ``.``: any OSError whose
 path is one given on the command line) print ``poolkit <command>: error: ...`` and exit with
-status 2, as argparse's own errors do. Anything else is a bug in poolkit and propagates with its traceback. A command
-that needs a package which is not installed says so before it starts any work.
+status 2, as argparse's own errors do. Anything else is a bug in poolkit and propagates with
+its traceback. A command that needs a package which is not installed says so before it starts
+any work.
 """
 
 from __future__ import annotations
