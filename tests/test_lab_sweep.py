@@ -134,3 +134,12 @@ def test_sweep_bad_arguments(tmp_path, capsys):
     assert e.value.code == 2
     with pytest.raises(ValueError, match="epochs"):
         sweep.run_sweep([], tmp_path / "x.csv", epochs=0)
+
+
+def test_a_sweep_with_nothing_to_run_is_a_value_error():
+    # Found by the fuzz harness: `poolkit sweep --kinds conv --strides 1` ran no variant and
+    # then failed drawing an empty figure (numpy's ValueError, with a traceback).
+    from poolkit.lab import sweep
+
+    with pytest.raises(ValueError, match="no variant to run"):
+        sweep.sweep_variants([2], [1], ["conv"])

@@ -124,6 +124,10 @@ def sweep_variants(pool_sizes: Iterable[int] = (2,), strides: Iterable[int | Non
             out.append(Variant(kind))
     if "conv" in kinds:
         out += [Variant("conv", conv_kernel, s) for s in strided]
+    if not out:
+        raise InvalidValue(f"no variant to run: kinds {kinds} with strides "
+                           f"{sorted({s for _, s in pairs})} (conv and the stride-only kinds "
+                           f"need a stride > 1)")
     return out
 
 
