@@ -164,6 +164,15 @@ def test_own_ops_keep_poolkits_argument_errors(dtype):
         PTF.min_pool1d(x, 2, padding=2)
 
 
+def test_fractional_without_size_or_ratio_is_torchs_value_error_for_any_dtype():
+    # Found by the fuzz harness: for a bool input poolkit drew the default samples first and
+    # raised torch.rand's NotImplementedError; torch asks for a size or ratio first.
+    x = torch.zeros(2, 1, 3, 5, 5, dtype=torch.bool)
+    assert_same_outcome("fractional_max_pool3d", x, (2, 3, 2))
+    with pytest.raises(ValueError):
+        PTF.fractional_max_pool3d(x, (2, 3, 2))
+
+
 @pytest.mark.parametrize("p", [0, -1.5])
 def test_lp_pool_with_p_at_most_zero_is_poolkits_error(p):
     """Where torch divides by zero (pytorch#187743), poolkit says why, on every device."""

@@ -218,7 +218,10 @@ def _resolve_output_size(x, kw, rank):
 def _draw_samples(x, kw, rank):
     """Fractional max pooling: torch's default samples, drawn as torch draws them (so a seeded
     run gives torch's windows) and kept for the backward pass."""
-    if kw["_random_samples"] is None and x.dim() in (rank + 1, rank + 2):
+    # torch first asks for an output size or ratio, then draws (a bool input then fails in
+    # torch.rand, as in torch)
+    if kw["_random_samples"] is None and x.dim() in (rank + 1, rank + 2) and (
+            kw["output_size"] is not None or kw["output_ratio"] is not None):
         n = 1 if x.dim() == rank + 1 else x.size(0)
         kw["_random_samples"] = torch.rand(n, x.size(-rank - 1), rank, dtype=x.dtype,
                                            device=x.device)
