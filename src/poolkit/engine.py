@@ -25,7 +25,13 @@ from __future__ import annotations
 
 import functools
 import math
+import os
 from dataclasses import dataclass
+
+try:
+    import resource
+except ImportError:  # not on Windows
+    resource = None
 
 import numpy as np
 
@@ -202,10 +208,32 @@ def _check_spec(x, spec, red: Reduction, channels_last: bool) -> None:
         )
     if (x.shape[-1] if channels_last else x.shape[1]) < 1:
         raise InvalidValue(f"pool: zero-size channel dim in shape {x.shape}")
-    if isinstance(spec, FractionalSpec):
-        planes = x.shape[0] * (x.shape[-1] if channels_last else x.shape[1])
-        if spec.starts.shape[0] != planes:
-            raise InvalidValue(f"pool: fractional spec does not fit {planes} planes: {spec}")
+    planes = x.shape[0] * (x.shape[-1] if channels_last else x.shape[1])
+    if isinstance(spec, FractionalSpec) and spec.starts.shape[0] != planes:
+        raise InvalidValue(f"pool: fractional spec does not fit {planes} planes: {spec}")
+    # The output, its indices and the per-dim window tables.
+    check_memory(planes * math.prod(spec.out_size) * 16 + 32 * sum(spec.out_size),
+                 f"an output of spatial size {tuple(spec.out_size)} for {planes} planes", "pool")
+
+
+def memory_limit() -> int:
+    """Bytes poolkit may ask for at once: the machine's memory, or less under a resource
+    limit on the process's memory."""
+    limit = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    for which in ("RLIMIT_AS", "RLIMIT_DATA"):
+        soft = resource.getrlimit(getattr(resource, which))[0] if resource else -1
+        if soft not in (-1, getattr(resource, "RLIM_INFINITY", -1)):
+            limit = min(limit, soft)
+    return limit
+
+
+def check_memory(n_bytes: int, what: str, op: str) -> None:
+    """InvalidValue if ``what`` needs more than :func:`memory_limit` bytes: an argument that
+    asks for more memory than there is is refused, not attempted."""
+    limit = memory_limit()
+    if n_bytes > limit:
+        raise InvalidValue(f"{op}: {what} would take {n_bytes / 2**30:.1f} GiB, more than the "
+                           f"{limit / 2**30:.1f} GiB of memory this process may use")
 
 
 def _check_spec_values(spec, red_name: str) -> None:
@@ -874,8 +902,15 @@ def unpool(x: np.ndarray, indices: np.ndarray, out_size: tuple, *,
     op = "max_unpool"
     x = check_input(x, "max", "input", op=op)
     indices = _check_indices(indices, x, op)
-    if len(out_size) != x.ndim - 2 or min(out_size, default=0) < 0:
-        raise InvalidValue(f"{op}: out_size {out_size} does not fit input shape {x.shape}")
+    if not isinstance(out_size, tuple | list) or len(out_size) != x.ndim - 2 or any(
+            not isinstance(v, int | np.integer) or isinstance(v, bool) or not 0 <= v <= 2**31 - 1
+            for v in out_size):
+        raise InvalidValue(f"{op}: out_size must be {x.ndim - 2} ints in [0, 2**31 - 1] (the "
+                           f"input has shape {x.shape}), got {out_size!r}")
+    out_size = tuple(int(v) for v in out_size)
+    planes = x.shape[0] * (x.shape[-1] if channels_last else x.shape[1])
+    check_memory(planes * math.prod(out_size) * 8,
+                 f"an output of spatial size {out_size} for {planes} planes", op)
     prob = _Problem(x, channels_last)
     out = prob.empty(tuple(out_size))
     if out.size or x.size:
