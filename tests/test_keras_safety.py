@@ -228,3 +228,13 @@ def test_set_weights_checks_every_shape_before_writing():
         d.set_weights([np.full((3, 2), 7.0), np.zeros(5)])
     for a, b in zip(w0, d.get_weights(), strict=True):
         np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("make", [lambda: keras.layers.Dense(2**31),
+                                  lambda: keras.layers.Conv2D(2**31, 3)])
+def test_weights_larger_than_memory_are_refused(make):
+    # Found by the fuzz harness: Dense(2**31) on a 3-feature input tried to draw a 48 GiB
+    # weight (MemoryError); now a ValueError naming the weight and its size.
+    layer = make()
+    with pytest.raises(ValueError, match="GiB"):
+        layer(np.zeros((1, 3, 3, 3), np.float32))

@@ -18,6 +18,7 @@ import math
 
 import numpy as np
 
+from ..engine import check_memory
 from ..errors import InvalidType, InvalidValue
 from . import utils as _utils
 
@@ -38,6 +39,8 @@ def check(value, name: str) -> str:
 
 def initialize(kind: str, shape: tuple, fan_in: int, fan_out: int, dtype) -> np.ndarray:
     """A new C-contiguous array of ``shape`` and ``dtype`` drawn by initialiser ``kind``."""
+    # the weight, its gradient and the float64 draw: refused, not attempted, if they cannot fit
+    check_memory(3 * math.prod(shape) * 8, f"a weight of shape {tuple(shape)}", "layer")
     rng = _utils.rng()
     if kind == "zeros":
         return np.zeros(shape, dtype)
