@@ -238,3 +238,12 @@ def test_weights_larger_than_memory_are_refused(make):
     layer = make()
     with pytest.raises(ValueError, match="GiB"):
         layer(np.zeros((1, 3, 3, 3), np.float32))
+
+
+@pytest.mark.parametrize("init", ["he_uniform", "he_normal", "glorot_uniform", "glorot_normal"])
+def test_a_dense_layer_for_zero_features_builds(init):
+    # Found by the fuzz harness: he_* divided by fan_in = 0 (ZeroDivisionError); Keras divides
+    # by at least 1, and the weight is simply empty.
+    layer = keras.layers.Dense(3, kernel_initializer=init)
+    layer.build((None, 0))
+    assert layer.weights[0].shape == (0, 3)
