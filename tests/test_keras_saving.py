@@ -144,9 +144,9 @@ def _damage_deflate(p):
     p.write_bytes(bytes(data))
 
 
-def _set_flag(p, member: str, flag: int, method: int | None = None):
-    """Set a flag bit (and the compression method) of ``member``'s central directory entry,
-    which is what zipfile reads them from."""
+def _set_flag(p, member: str, flag: int, method: int | None = None, version: int | None = None):
+    """Set a flag bit (and the compression method, the version needed to extract) of
+    ``member``'s central directory entry, which is what zipfile reads them from."""
     data = bytearray(p.read_bytes())
     off = data.index(b"PK\x01\x02")
     while data[off + 46:off + 46 + len(member)] != member.encode():
@@ -154,17 +154,20 @@ def _set_flag(p, member: str, flag: int, method: int | None = None):
     data[off + 8] |= flag
     if method is not None:
         data[off + 10:off + 12] = method.to_bytes(2, "little")
+    if version is not None:
+        data[off + 6] = version
     p.write_bytes(bytes(data))
 
 
 # Found by the fuzz harness: each of these escaped load_model as another exception (zlib.error,
-# RuntimeError, NotImplementedError, MemoryError, IsADirectoryError).
+# RuntimeError, NotImplementedError when reading or opening, MemoryError, IsADirectoryError).
 @pytest.mark.parametrize(
     "corrupt,words",
     [
         (_damage_deflate, "corrupt"),
         (lambda p: _set_flag(p, "config.json", 0x1), "corrupt.*encrypted"),
         (lambda p: _set_flag(p, "config.json", 0, method=99), "corrupt.*NotImplementedError"),
+        (lambda p: _set_flag(p, "config.json", 0, version=209), "not a zip"),
         (lambda p: _rewrite(p, replace={"weights/0000.npy": _npy_header("'<f4'", "(10**12,)")}),
          "not a valid .npy"),
         (lambda p: _rewrite(p, replace={

@@ -124,7 +124,8 @@ def read_archive(filepath) -> tuple[dict, list[np.ndarray]]:
         raise bad_file(path, "it is a directory")
     try:
         zf = zipfile.ZipFile(path, "r")
-    except (zipfile.BadZipFile, EOFError, ValueError):
+    except (zipfile.BadZipFile, EOFError, ValueError, NotImplementedError):
+        # NotImplementedError: a damaged header claiming a zip version zipfile cannot read
         raise bad_file(path, "not a poolkit model file (not a zip archive, or truncated)") \
             from None
     with zf:
