@@ -247,3 +247,16 @@ def test_a_dense_layer_for_zero_features_builds(init):
     layer = keras.layers.Dense(3, kernel_initializer=init)
     layer.build((None, 0))
     assert layer.weights[0].shape == (0, 3)
+
+
+@pytest.mark.parametrize("make", [lambda: keras.layers.Softmax(), lambda: keras.layers.ReLU(),
+                                  lambda: keras.layers.Dense(2, activation="softmax"),
+                                  lambda: keras.layers.MaxPooling1D(2)])
+def test_forward_takes_integer_input_as_call_does(make):
+    # Found by the fuzz harness: Softmax.forward on uint64 input computed z - max(z) in uint64
+    # (wrapping round) and gave NaN; forward now converts to the layer's dtype as __call__ does.
+    layer = make()
+    x = np.arange(12, dtype=np.uint64).reshape(1, 6, 2)
+    want = layer(x.astype(np.float32))
+    np.testing.assert_allclose(layer.forward(x, training=True), want, rtol=1e-6)
+    assert np.isfinite(layer.backward(np.ones(want.shape, np.float32))).all()

@@ -48,7 +48,7 @@ class Dropout(Layer):
             return x
         return x * self._draw(x)
 
-    def forward(self, x, training=False):
+    def _forward(self, x, training=False):
         self.check_input(x)
         self._shape = x.shape
         if not training or self.rate == 0:
