@@ -210,8 +210,8 @@ def read_results(path: str | os.PathLike) -> list[dict]:
     path = os.fspath(path)
     if not os.path.exists(path):
         return []
-    with open(path, newline="", encoding="utf-8") as f:
-        reader = csv.DictReader(f)
+    with open(path, newline="", encoding="utf-8", errors="replace") as f:
+        reader = csv.DictReader(f)  # not UTF-8 (a PNG, say): its header will not match
         if reader.fieldnames is None:
             return []
         if tuple(reader.fieldnames) != SWEEP_COLUMNS:
