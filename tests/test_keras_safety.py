@@ -260,3 +260,11 @@ def test_forward_takes_integer_input_as_call_does(make):
     want = layer(x.astype(np.float32))
     np.testing.assert_allclose(layer.forward(x, training=True), want, rtol=1e-6)
     assert np.isfinite(layer.backward(np.ones(want.shape, np.float32))).all()
+
+
+def test_dropout_config_is_json_with_a_numpy_seed():
+    # Found by the fuzz harness: Dropout(seed=np.uint64(...)) kept the NumPy int in its config.
+    import json
+
+    layer = keras.layers.Dropout(0.5, seed=np.uint64(2**63))
+    assert json.loads(json.dumps(layer.get_config()))["seed"] == 2**63

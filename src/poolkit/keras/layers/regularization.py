@@ -33,7 +33,7 @@ class Dropout(Layer):
         if noise_shape is not None:
             raise InvalidValue("Dropout: noise_shape is not supported (use None)")
         self.rate = float(rate)
-        self.seed = seed
+        self.seed = None if seed is None else int(seed)  # a NumPy int is not JSON
         self._rng = np.random.default_rng(seed) if seed is not None else None
         self._mask = None
         self._shape = None
