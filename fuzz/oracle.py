@@ -153,15 +153,15 @@ def fail(kind: str, message: str):
 
 
 def _float_arrays(value):
-    """The floating arrays in ``value`` (arrays, tensors, nested tuples/lists/dicts)."""
+    """The numeric arrays in ``value`` (arrays, tensors, nested tuples/lists/dicts)."""
     if isinstance(value, np.ndarray):
-        if value.dtype.kind in "fc":
+        if value.dtype.kind in "fciu":  # integers too: their size counts for "modest"
             yield value
     elif type(value).__module__ == "torch" and hasattr(value, "is_floating_point"):
         if value.is_complex():  # |z| is finite exactly when both parts are
             yield value.detach().abs().float().numpy()
-        elif value.is_floating_point():
-            yield value.detach().float().numpy()
+        else:
+            yield value.detach().double().numpy()
     elif isinstance(value, tuple | list):
         for v in value:
             yield from _float_arrays(v)

@@ -189,8 +189,11 @@ def forward_of(module, name: str):
 
 
 def finite_expected(kw: dict) -> bool:
-    """Whether a finite input must give a finite result with these arguments."""
-    return all(kw.get(k, 2) in SANE_P for k in ("norm_type", "p", "norm"))
+    """Whether a finite input must give a finite result with these arguments: a sane norm,
+    and no huge float (a ReLU slope of 1e300 overflows legitimately)."""
+    return all(kw.get(k, 2) in SANE_P for k in ("norm_type", "p", "norm")) and not any(
+        isinstance(v, float | np.floating) and not abs(v) <= 1e4 and v not in SANE_P
+        for v in kw.values())
 
 
 def grad_for(rng, out, like: np.ndarray):

@@ -3,9 +3,9 @@ module of ``poolkit.torch.nn`` on random tensors (float32/64, float16, bfloat16,
 bool; contiguous, channels_last, transposed, sliced, expanded; with and without
 requires_grad), and ``patch``/``unpatch`` of a torch model. poolkit falls back to torch for
 what it does not compute and for arguments it rejects (docs/torch.md), so torch's own error
-is a documented outcome here, besides ValueError and TypeError: a RuntimeError or IndexError
-that torch's own function raises too for the same call (poolkit's own ops: a RuntimeError of
-their torch reference, and of autograd)."""
+is a documented outcome here, besides ValueError and TypeError: an exception that torch's own
+function raises too for the same call (poolkit's own ops: a RuntimeError of their torch
+reference, and of autograd)."""
 
 from __future__ import annotations
 
@@ -71,13 +71,14 @@ def _indices(rng, x, kw, ctx):
 
 @contextlib.contextmanager
 def torch_errors(twin=None):
-    """torch's own errors where poolkit falls back to torch (docs/torch.md): a RuntimeError or
-    IndexError is documented when ``twin()`` (the same call unpatched, for the ops torch has)
-    raises the same type; for poolkit's own ops (no twin) a RuntimeError of the torch
-    reference is."""
+    """torch's own errors where poolkit falls back to torch (docs/torch.md): an exception is
+    documented when ``twin()`` (the same call unpatched, for the ops torch has) raises the same
+    type; for poolkit's own ops (no twin) a RuntimeError of the torch reference is."""
     try:
         yield
-    except (RuntimeError, IndexError) as e:
+    except (ValueError, TypeError):
+        raise
+    except Exception as e:  # noqa: BLE001 - judged against torch below
         if twin is None:
             if isinstance(e, RuntimeError):
                 raise Refused(f"torch: {e}") from e
