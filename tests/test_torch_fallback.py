@@ -4,6 +4,7 @@ under tracing, transforms and dispatch modes."""
 
 from __future__ import annotations
 
+import math
 import re
 
 import numpy as np
@@ -171,6 +172,14 @@ def test_fractional_without_size_or_ratio_is_torchs_value_error_for_any_dtype():
     assert_same_outcome("fractional_max_pool3d", x, (2, 3, 2))
     with pytest.raises(ValueError):
         PTF.fractional_max_pool3d(x, (2, 3, 2))
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.int32])
+def test_lp_pool_inf_checks_the_kernel_size_too(dtype):
+    # Found by the fuzz harness (a hang): lp_pool1d(x, inf, 2**62) went to torch's
+    # max_pool1d unchecked, which loops for ever on such a kernel.
+    with pytest.raises(ValueError, match="kernel_size"):
+        PTF.lp_pool1d(torch.ones(1, 2, 5, dtype=dtype), math.inf, 2**62, 2, True)
 
 
 @pytest.mark.parametrize("p", [0, -1.5])

@@ -60,9 +60,10 @@ def lp_pool(rank: int):
 
     def lp_poolNd(input, norm_type, kernel_size, stride=None, ceil_mode=False):
         p = _check_p(norm_type, f"lp_pool{rank}d")
+        # checked on both paths: torch's max_pool1d loops for ever on a kernel_size of 2**62
+        k = normalize_tuple(kernel_size, rank, "kernel_size")
         if math.isinf(p):
             return max_pool(input.abs(), kernel_size, stride, 0, 1, ceil_mode=ceil_mode)
-        k = normalize_tuple(kernel_size, rank, "kernel_size")
         mean = avg_pool(input.abs().pow(p), kernel_size, stride, 0, ceil_mode)
         return mean.mul(math.prod(k)).pow(1.0 / p)
 
