@@ -52,10 +52,10 @@ def markdown(result: dict, command: str) -> str:
         "Outcomes per case: *returned*, *raised* (ValueError/TypeError or an exception the "
         "target documents) or a *finding* (any other exception, a non-finite result from "
         "finite input, a signal, a hang). Replay a case with `python -m fuzz --replay "
-        "TARGET:SEED`.",
+        "TARGET:SEED`. *seconds*: the cases' own run time, summed.",
         "",
     ]
-    return "\n".join(head) + summary(result, per_target=True) + "\n"
+    return "\n".join(head) + "\n" + summary(result, per_target=True) + "\n"
 
 
 def _write_atomic(path: str, text: str) -> None:
