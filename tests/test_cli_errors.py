@@ -57,6 +57,15 @@ def test_a_bad_path_the_user_gave_exits_2(tmp_path, capsys):
     assert "poolkit sweep: error:" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("out", ["x" * 300 + ".png", "."])
+def test_any_os_error_about_a_path_the_user_gave_exits_2(tmp_path, capsys, out, monkeypatch):
+    # Found by the fuzz harness: a name too long (ENAMETOOLONG) or "." (EBUSY on the rename)
+    # escaped as OSError with a traceback.
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(["show", "--train", "0", "--out", out]) == 2
+    assert "poolkit show: error:" in capsys.readouterr().err
+
+
 def test_a_missing_file_poolkit_did_not_ask_the_user_for_is_a_bug(monkeypatch, tmp_path):
     err = FileNotFoundError(2, "No such file or directory", "/usr/share/poolkit/nowhere.bin")
     monkeypatch.setattr(demo, "run_train", _raiser(err))

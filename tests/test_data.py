@@ -224,6 +224,22 @@ def test_missing_file_is_file_not_found(tmp_path):
         read_idx(tmp_path / "nope.gz")
 
 
+def test_a_directory_is_not_an_idx_file(tmp_path):
+    # Found by the fuzz harness: open() raised IsADirectoryError.
+    with pytest.raises(ValueError, match="is a directory"):
+        read_idx(tmp_path)
+
+
+@pytest.mark.parametrize("where", ["file", "under a file"])
+def test_a_data_path_that_is_a_file_is_a_value_error(tmp_path, where):
+    # Found by the fuzz harness: os.makedirs raised FileExistsError / NotADirectoryError.
+    f = tmp_path / "train-images-idx3-ubyte.gz"
+    f.write_bytes(b"x")
+    path = f if where == "file" else f / "sub"
+    with pytest.raises(ValueError, match="cannot use .* as the data directory"):
+        mnist.load_data(path=path)
+
+
 # ---------------------------------------------------------------------------- embedded sample
 
 README_COUNTS = [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]

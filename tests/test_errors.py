@@ -366,3 +366,25 @@ def test_fuzz_only_value_or_type_errors(fn, x, args, data):
         fn(*call)
     except (ValueError, TypeError):
         pass
+
+
+# Found by the fuzz harness: arguments that ask for more memory than there is raised
+# MemoryError (after trying to allocate tens of GiB) instead of being refused.
+@pytest.mark.parametrize("call", [
+    lambda x: __import__("poolkit").functional.adaptive_avg_pool1d(x, 2**31 - 1),
+    lambda x: __import__("poolkit").adaptive_max_pool(x, 2**31 - 1, data_format="channels_first"),
+    lambda x: __import__("poolkit").engine.unpool(x, np.zeros(x.shape, np.int64), (2**31 - 1,)),
+])
+def test_outputs_larger_than_memory_are_refused(call):
+    x = np.zeros((2, 3, 4), np.float32)
+    with pytest.raises(ValueError, match="GiB"):
+        call(x)
+
+
+@pytest.mark.parametrize("out_size", [(2**31,), (-1,), (2.0,), (True,), 5])
+def test_engine_unpool_checks_out_size(out_size):
+    from poolkit import engine
+
+    x = np.zeros((1, 1, 4), np.float32)
+    with pytest.raises(ValueError, match="out_size must be"):
+        engine.unpool(x, np.zeros(x.shape, np.int64), out_size)

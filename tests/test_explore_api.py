@@ -647,6 +647,8 @@ BAD_POOL = [
     ({**GOOD, "convention": "torch", "kind": "avg", "divisor_override": 0},
      "divisor_override", "null or an int"),
     ({**GOOD, "convention": "torch", "stride": [1, 1]}, "stride", "not a parameter"),
+    # Found by the fuzz harness: a JSON int beyond float's range escaped as OverflowError (500)
+    ({**GOOD, "kind": "lp", "p": 10**400}, "p", "got int"),
 ]
 
 

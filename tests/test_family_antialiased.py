@@ -178,3 +178,45 @@ def test_aps_ties_nan_and_gradient():
         down.reshape(-1)[i] -= eps
         num.reshape(-1)[i] = (f(up) - f(down)) / (2 * eps)
     np.testing.assert_allclose(gx, num, rtol=1e-6, atol=1e-6)
+
+
+def _aps_by_hand(x: np.ndarray, stride: tuple[int, int]):
+    """APS as its definition reads, padding to the stride (small strides only)."""
+    s0, s1 = stride
+    H, W = x.shape[2:]
+    xp = np.pad(x, [(0, 0), (0, 0), (0, (-H) % s0), (0, (-W) % s1)], mode="wrap")
+    phases = [(i, j) for j in range(s1) for i in range(s0)]
+    comps = [xp[:, :, i::s0, j::s1] for i, j in phases]
+    norms = np.stack([np.sqrt((c.astype(np.float64) ** 2).sum(axis=(1, 2, 3))) for c in comps])
+    k = norms.argmax(axis=0)
+    return np.stack([comps[k[n]][n] for n in range(x.shape[0])]), k
+
+
+@pytest.mark.parametrize("stride", [(4, 4), (5, 2), (2, 9)])
+def test_aps_stride_above_the_size_is_exact_and_cheap(stride):
+    # Found by the fuzz harness: a stride of 2**31 - 1 padded the input to that size
+    # (MemoryError); a stride past a dim's size only adds phases that copy earlier ones.
+    from poolkit import engine
+
+    x = np.random.default_rng(0).standard_normal((3, 2, 3, 4)).astype(np.float32)
+    want, phase = _aps_by_hand(x, stride)
+    got, got_phase = engine.polyphase(x, stride, 2.0)
+    np.testing.assert_array_equal(got, want)
+    np.testing.assert_array_equal(got_phase, phase)
+    huge = engine.polyphase(x, (2**31 - 1, 2**31 - 1), 2.0)[0]
+    np.testing.assert_array_equal(huge, PF.aps_pool2d(x, (3, 4)))
+    g = np.ones_like(huge)
+    np.testing.assert_array_equal(PF.aps_pool2d_backward(g, x, 2**31 - 1),
+                                  PF.aps_pool2d_backward(g, x, (3, 4)))
+
+
+@pytest.mark.parametrize("stride", [(1, 1, 1), (0, 2), (2,), [2, 2], (2.0, 2), (True, 2)])
+def test_engine_polyphase_checks_its_stride(stride):
+    # Found by the fuzz harness: IndexError / ZeroDivisionError from the public engine entry.
+    from poolkit import engine
+
+    x = np.zeros((1, 1, 4, 4), np.float32)
+    for fn, args in ((engine.polyphase, (x, stride, 2.0)),
+                     (engine.polyphase_backward, (x, x, stride, 2.0))):
+        with pytest.raises(ValueError, match="stride must be a tuple"):
+            fn(*args)

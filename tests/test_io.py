@@ -57,3 +57,11 @@ def test_errors_name_the_path(tmp_path):
     with pytest.raises(IsADirectoryError):
         _io.atomic_write_bytes(tmp_path / "d", b"")
     assert sorted(os.listdir(tmp_path)) == ["d"]
+
+
+def test_a_name_near_the_length_limit_still_gets_a_temporary(tmp_path):
+    # Found by the fuzz harness: the temporary's name (".<name>.<random>.tmp") went over the
+    # file system's 255-byte limit for a name of 250, so the save failed with ENAMETOOLONG.
+    path = tmp_path / ("x" * 250)
+    _io.atomic_write_bytes(path, b"data")
+    assert path.read_bytes() == b"data" and os.listdir(tmp_path) == [path.name]

@@ -194,3 +194,15 @@ def test_family_layer_arguments_are_checked_at_construction():
                      (lambda: L.MaxBlurPool2D(0), InvalidValue)):
         with pytest.raises(err):
             bad()
+
+
+@pytest.mark.parametrize("output_size", [(np.int64(3),), [np.int32(2)], np.int64(3)])
+def test_adaptive_config_is_json_with_numpy_ints(output_size):
+    # Found by the fuzz harness: NumPy ints stayed in the config, so json.dumps (and saving a
+    # model with the layer) failed with a TypeError.
+    import json
+
+    layer = L.AdaptiveMaxPooling1D(output_size)
+    text = json.dumps(layer.get_config())
+    assert L.AdaptiveMaxPooling1D.from_config(json.loads(text)).output_size == \
+        layer.output_size

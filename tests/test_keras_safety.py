@@ -228,3 +228,43 @@ def test_set_weights_checks_every_shape_before_writing():
         d.set_weights([np.full((3, 2), 7.0), np.zeros(5)])
     for a, b in zip(w0, d.get_weights(), strict=True):
         np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("make", [lambda: keras.layers.Dense(2**31),
+                                  lambda: keras.layers.Conv2D(2**31, 3)])
+def test_weights_larger_than_memory_are_refused(make):
+    # Found by the fuzz harness: Dense(2**31) on a 3-feature input tried to draw a 48 GiB
+    # weight (MemoryError); now a ValueError naming the weight and its size.
+    layer = make()
+    with pytest.raises(ValueError, match="GiB"):
+        layer(np.zeros((1, 3, 3, 3), np.float32))
+
+
+@pytest.mark.parametrize("init", ["he_uniform", "he_normal", "glorot_uniform", "glorot_normal"])
+def test_a_dense_layer_for_zero_features_builds(init):
+    # Found by the fuzz harness: he_* divided by fan_in = 0 (ZeroDivisionError); Keras divides
+    # by at least 1, and the weight is simply empty.
+    layer = keras.layers.Dense(3, kernel_initializer=init)
+    layer.build((None, 0))
+    assert layer.weights[0].shape == (0, 3)
+
+
+@pytest.mark.parametrize("make", [lambda: keras.layers.Softmax(), lambda: keras.layers.ReLU(),
+                                  lambda: keras.layers.Dense(2, activation="softmax"),
+                                  lambda: keras.layers.MaxPooling1D(2)])
+def test_forward_takes_integer_input_as_call_does(make):
+    # Found by the fuzz harness: Softmax.forward on uint64 input computed z - max(z) in uint64
+    # (wrapping round) and gave NaN; forward now converts to the layer's dtype as __call__ does.
+    layer = make()
+    x = np.arange(12, dtype=np.uint64).reshape(1, 6, 2)
+    want = layer(x.astype(np.float32))
+    np.testing.assert_allclose(layer.forward(x, training=True), want, rtol=1e-6)
+    assert np.isfinite(layer.backward(np.ones(want.shape, np.float32))).all()
+
+
+def test_dropout_config_is_json_with_a_numpy_seed():
+    # Found by the fuzz harness: Dropout(seed=np.uint64(...)) kept the NumPy int in its config.
+    import json
+
+    layer = keras.layers.Dropout(0.5, seed=np.uint64(2**63))
+    assert json.loads(json.dumps(layer.get_config()))["seed"] == 2**63

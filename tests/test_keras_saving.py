@@ -127,6 +127,77 @@ def test_corrupt_files_raise_value_error_naming_the_file(tmp_path, corrupt, word
     assert str(path) in str(ei.value)
 
 
+def _npy_header(descr: str, shape: str, payload: bytes = b"") -> bytes:
+    header = f"{{'descr': {descr}, 'fortran_order': False, 'shape': {shape}, }}".ljust(118)
+    return b"\x93NUMPY\x01\x00" + (119).to_bytes(2, "little") + header.encode() + b"\n" + payload
+
+
+def _damage_deflate(p):
+    """Flip bytes inside the deflate stream of weights/0000.npy (its CRC is then wrong too)."""
+    _rewrite(p)  # rewritten deflated, as saved
+    data = bytearray(p.read_bytes())
+    with zipfile.ZipFile(p) as zf:
+        info = zf.getinfo("weights/0000.npy")
+    start = info.header_offset + 30 + len(info.filename) + len(info.extra)
+    for i in range(start + 2, start + 12):
+        data[i] ^= 0x5A
+    p.write_bytes(bytes(data))
+
+
+def _set_flag(p, member: str, flag: int, method: int | None = None, version: int | None = None):
+    """Set a flag bit (and the compression method, the version needed to extract) of
+    ``member``'s central directory entry, which is what zipfile reads them from."""
+    data = bytearray(p.read_bytes())
+    off = data.index(b"PK\x01\x02")
+    while data[off + 46:off + 46 + len(member)] != member.encode():
+        off = data.index(b"PK\x01\x02", off + 4)
+    data[off + 8] |= flag
+    if method is not None:
+        data[off + 10:off + 12] = method.to_bytes(2, "little")
+    if version is not None:
+        data[off + 6] = version
+    p.write_bytes(bytes(data))
+
+
+# Found by the fuzz harness: each of these escaped load_model as another exception (zlib.error,
+# RuntimeError, NotImplementedError when reading or opening, MemoryError, IsADirectoryError).
+@pytest.mark.parametrize(
+    "corrupt,words",
+    [
+        (_damage_deflate, "corrupt"),
+        (lambda p: _set_flag(p, "config.json", 0x1), "corrupt.*encrypted"),
+        (lambda p: _set_flag(p, "config.json", 0, method=99), "corrupt.*NotImplementedError"),
+        (lambda p: _set_flag(p, "config.json", 0, version=209), "not a zip"),
+        (lambda p: _rewrite(p, replace={"weights/0000.npy": _npy_header("'<f4'", "(10**12,)")}),
+         "not a valid .npy"),
+        (lambda p: _rewrite(p, replace={
+            "weights/0000.npy": _npy_header("'<f4'", f"({10**12},)", bytes(64))}),
+         "not a valid .npy.*bytes follow"),
+        (lambda p: _rewrite(p, replace={
+            "weights/0000.npy": _npy_header("'<f4'", f"({2**62}, {2**62})", bytes(64))}),
+         "not a valid .npy"),
+        (lambda p: (p.unlink(), p.mkdir()), "directory"),
+    ],
+)
+def test_damaged_members_and_lying_headers_raise_value_error(tmp_path, corrupt, words):
+    path = tmp_path / "m.poolkit"
+    _model().save(path)
+    corrupt(path)
+    with pytest.raises(ValueError, match=words) as ei:
+        keras.models.load_model(path)
+    assert str(path) in str(ei.value)
+
+
+def test_an_oversized_member_is_refused_before_it_is_read(tmp_path, monkeypatch):
+    from poolkit.keras import saving
+
+    path = tmp_path / "m.poolkit"
+    _model().save(path)
+    monkeypatch.setattr(saving, "MAX_ARRAY_BYTES", 100)
+    with pytest.raises(ValueError, match="declares .* bytes, more than the 100"):
+        keras.models.load_model(path)
+
+
 def test_truncated_tail_is_detected(tmp_path):
     path = tmp_path / "m.poolkit"
     _model().save(path)

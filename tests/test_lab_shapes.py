@@ -166,3 +166,13 @@ def test_cli_shapes_of_a_saved_model(tmp_path, capsys):
     # pool 4 -> 4x4x8, Dense 128*3+3.
     assert "16x16x8" in out and "8x8x8" in out and "4x4x8" in out
     assert "1,747" in out and "595" in out  # totals: 208+1539, 208+387
+
+
+def test_adaptive_row_for_a_window_that_does_not_fit_is_an_error_row():
+    # Found by the fuzz harness (poolkit shapes --kinds adaptive_avg --input 17x1x3): when the
+    # windowed grid an adaptive kind pools to could not be computed, the row's arguments were
+    # None and the table raised AttributeError.
+    from poolkit.lab.shapes_table import kind_shape_table
+
+    rows = kind_shape_table((17, 1, 3), ["adaptive_avg"], [2], [None], "valid")
+    assert rows[0]["output_shape"] is None and rows[0]["error"]

@@ -134,3 +134,22 @@ def test_sweep_bad_arguments(tmp_path, capsys):
     assert e.value.code == 2
     with pytest.raises(ValueError, match="epochs"):
         sweep.run_sweep([], tmp_path / "x.csv", epochs=0)
+
+
+def test_a_sweep_with_nothing_to_run_is_a_value_error():
+    # Found by the fuzz harness: `poolkit sweep --kinds conv --strides 1` ran no variant and
+    # then failed drawing an empty figure (numpy's ValueError, with a traceback).
+    from poolkit.lab import sweep
+
+    with pytest.raises(ValueError, match="no variant to run"):
+        sweep.sweep_variants([2], [1], ["conv"])
+
+
+def test_a_csv_that_is_not_text_is_a_value_error(tmp_path):
+    # Found by the fuzz harness: a --csv naming a PNG raised UnicodeDecodeError in read_results.
+    from poolkit.lab import sweep
+
+    path = tmp_path / "s.csv"
+    path.write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00")
+    with pytest.raises(ValueError, match="not a poolkit sweep CSV"):
+        sweep.read_results(path)

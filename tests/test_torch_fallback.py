@@ -4,6 +4,7 @@ under tracing, transforms and dispatch modes."""
 
 from __future__ import annotations
 
+import math
 import re
 
 import numpy as np
@@ -140,6 +141,45 @@ def test_input_shapes_behave_as_in_torch(shape):
     x = torch.zeros(shape)
     assert_same_outcome("max_pool2d", x, 2)
     assert_same_outcome("avg_pool2d", x, 2)
+
+
+@pytest.mark.parametrize("name", ["blur_pool2d", "aps_pool2d"])
+@pytest.mark.parametrize("shape", [(7,), (1, 2, 3, 7, 7), (2, 0, 7, 7), (2, 3, 0, 7)])
+def test_own_ops_check_the_input_shape_on_the_fallback_path_too(name, shape):
+    """Found by the fuzz harness: on the torch path (a bool tensor, the meta device) poolkit's
+    own ops skipped the input's shape check and raised torch's IndexError."""
+    for x in (torch.zeros(shape, dtype=torch.bool), torch.zeros(shape, device="meta")):
+        with pytest.raises(ValueError, match="must be 3-D|zero-size"):
+            getattr(PTF, name)(x)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.int32, torch.bool])
+def test_own_ops_keep_poolkits_argument_errors(dtype):
+    """Found by the fuzz harness: min_pool1d(x, 10**18) fell back to torch's max_pool1d,
+    which loops for ever on that kernel size; an argument poolkit's own op rejects now raises
+    poolkit's error on every path (its kernels, or the torch reference for other dtypes)."""
+    x = torch.zeros(2, 3, 4, dtype=dtype)
+    with pytest.raises(ValueError, match="kernel_size"):
+        PTF.min_pool1d(x, 10**18, ceil_mode=True)
+    with pytest.raises(ValueError, match="pad"):
+        PTF.min_pool1d(x, 2, padding=2)
+
+
+def test_fractional_without_size_or_ratio_is_torchs_value_error_for_any_dtype():
+    # Found by the fuzz harness: for a bool input poolkit drew the default samples first and
+    # raised torch.rand's NotImplementedError; torch asks for a size or ratio first.
+    x = torch.zeros(2, 1, 3, 5, 5, dtype=torch.bool)
+    assert_same_outcome("fractional_max_pool3d", x, (2, 3, 2))
+    with pytest.raises(ValueError):
+        PTF.fractional_max_pool3d(x, (2, 3, 2))
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.int32])
+def test_lp_pool_inf_checks_the_kernel_size_too(dtype):
+    # Found by the fuzz harness (a hang): lp_pool1d(x, inf, 2**62) went to torch's
+    # max_pool1d unchecked, which loops for ever on such a kernel.
+    with pytest.raises(ValueError, match="kernel_size"):
+        PTF.lp_pool1d(torch.ones(1, 2, 5, dtype=dtype), math.inf, 2**62, 2, True)
 
 
 @pytest.mark.parametrize("p", [0, -1.5])

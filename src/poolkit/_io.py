@@ -51,13 +51,15 @@ def _fsync_dir(directory: str) -> None:
 def atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], object]) -> None:
     """Call ``write(f)`` on a binary file that becomes ``path`` only if ``write`` returns.
 
-    The temporary file is ``.<name>.<random>.tmp`` next to ``path`` (so the rename never
-    crosses file systems); the directory must exist. Errors from ``write`` (or from the disk)
-    propagate after the temporary file is removed; ``path`` is then untouched.
+    The temporary file is ``.<name, up to 64 characters>.<random>.tmp`` next to ``path`` (so
+    the rename never crosses file systems); the directory must exist. Errors from ``write``
+    (or from the disk) propagate after the temporary file is removed; ``path`` is then
+    untouched.
     """
     path = os.fspath(path)
     directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp",
+    # The name cut short: a name near the file system's limit must still get a temporary.
+    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path)[:64] + ".", suffix=".tmp",
                                dir=directory)
     try:
         with os.fdopen(fd, "wb") as f:

@@ -2,11 +2,12 @@
 notebook user can call too; the argument parsers live here, the work does not.
 
 Errors: bad input (:class:`poolkit.errors.UserError`: InvalidValue, InvalidType, an
-unavailable dataset), and a missing, unreadable or misplaced file or directory the user named
-(FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError on a path given on
-the command line) print ``poolkit <command>: error: ...`` and exit with status 2, as argparse's
-own errors do. Anything else is a bug in poolkit and propagates with its traceback. A command
-that needs a package which is not installed says so before it starts any work.
+unavailable dataset), and an OSError about a file or directory the user named (missing,
+unreadable, misplaced, a name too long, a busy mount point such as ``.``: any OSError whose
+path is one given on the command line) print ``poolkit <command>: error: ...`` and exit with
+status 2, as argparse's own errors do. Anything else is a bug in poolkit and propagates with
+its traceback. A command that needs a package which is not installed says so before it starts
+any work.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from .lab.models import DOWNSAMPLING_KINDS
 # Import name -> pip name of the packages a command may need.
 _PIP_NAMES = {"matplotlib": "matplotlib", "PIL": "pillow"}
 _FIGURES = ("matplotlib", "PIL")
-_PATH_ERRORS = (FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError)
+_PATH_ERRORS = (OSError,)  # reported as the user's only if about a path they gave
 
 
 def _parser() -> argparse.ArgumentParser:

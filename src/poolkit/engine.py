@@ -25,7 +25,13 @@ from __future__ import annotations
 
 import functools
 import math
+import os
 from dataclasses import dataclass
+
+try:
+    import resource
+except ImportError:  # not on Windows
+    resource = None
 
 import numpy as np
 
@@ -202,10 +208,32 @@ def _check_spec(x, spec, red: Reduction, channels_last: bool) -> None:
         )
     if (x.shape[-1] if channels_last else x.shape[1]) < 1:
         raise InvalidValue(f"pool: zero-size channel dim in shape {x.shape}")
-    if isinstance(spec, FractionalSpec):
-        planes = x.shape[0] * (x.shape[-1] if channels_last else x.shape[1])
-        if spec.starts.shape[0] != planes:
-            raise InvalidValue(f"pool: fractional spec does not fit {planes} planes: {spec}")
+    planes = x.shape[0] * (x.shape[-1] if channels_last else x.shape[1])
+    if isinstance(spec, FractionalSpec) and spec.starts.shape[0] != planes:
+        raise InvalidValue(f"pool: fractional spec does not fit {planes} planes: {spec}")
+    # The output, its indices and the per-dim window tables.
+    check_memory(planes * math.prod(spec.out_size) * 16 + 32 * sum(spec.out_size),
+                 f"an output of spatial size {tuple(spec.out_size)} for {planes} planes", "pool")
+
+
+def memory_limit() -> int:
+    """Bytes poolkit may ask for at once: the machine's memory, or less under a resource
+    limit on the process's memory."""
+    limit = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    for which in ("RLIMIT_AS", "RLIMIT_DATA"):
+        soft = resource.getrlimit(getattr(resource, which))[0] if resource else -1
+        if soft not in (-1, getattr(resource, "RLIM_INFINITY", -1)):
+            limit = min(limit, soft)
+    return limit
+
+
+def check_memory(n_bytes: int, what: str, op: str) -> None:
+    """InvalidValue if ``what`` needs more than :func:`memory_limit` bytes: an argument that
+    asks for more memory than there is is refused, not attempted."""
+    limit = memory_limit()
+    if n_bytes > limit:
+        raise InvalidValue(f"{op}: {what} would take {n_bytes / 2**30:.1f} GiB, more than the "
+                           f"{limit / 2**30:.1f} GiB of memory this process may use")
 
 
 def _check_spec_values(spec, red_name: str) -> None:
@@ -874,8 +902,15 @@ def unpool(x: np.ndarray, indices: np.ndarray, out_size: tuple, *,
     op = "max_unpool"
     x = check_input(x, "max", "input", op=op)
     indices = _check_indices(indices, x, op)
-    if len(out_size) != x.ndim - 2 or min(out_size, default=0) < 0:
-        raise InvalidValue(f"{op}: out_size {out_size} does not fit input shape {x.shape}")
+    if not isinstance(out_size, tuple | list) or len(out_size) != x.ndim - 2 or any(
+            not isinstance(v, int | np.integer) or isinstance(v, bool) or not 0 <= v <= 2**31 - 1
+            for v in out_size):
+        raise InvalidValue(f"{op}: out_size must be {x.ndim - 2} ints in [0, 2**31 - 1] (the "
+                           f"input has shape {x.shape}), got {out_size!r}")
+    out_size = tuple(int(v) for v in out_size)
+    planes = x.shape[0] * (x.shape[-1] if channels_last else x.shape[1])
+    check_memory(planes * math.prod(out_size) * 8,
+                 f"an output of spatial size {out_size} for {planes} planes", op)
     prob = _Problem(x, channels_last)
     out = prob.empty(tuple(out_size))
     if out.size or x.size:
@@ -952,6 +987,25 @@ def _polyphase_parts(x: np.ndarray, stride: tuple[int, ...], channels_last: bool
     return xp, list(axes)
 
 
+def _check_polyphase(x, stride, norm, channels_last: bool, op: str):
+    """(x, stride, effective stride, norm) checked. The effective stride caps each stride at
+    its dim's size: phases past the size are circular copies of earlier ones, which never win
+    (the first maximum does), so the result is the same without padding to a huge stride."""
+    x = check_input(x, "max", "x", op=op)
+    if not isinstance(stride, tuple) or not stride or len(stride) != x.ndim - 2 or any(
+            not isinstance(s, int | np.integer) or isinstance(s, bool) or not
+            1 <= s <= 2**31 - 1 for s in stride):
+        raise InvalidValue(f"{op}: stride must be a tuple of {x.ndim - 2} ints in "
+                           f"[1, 2**31 - 1] (one per spatial dim of x of shape {x.shape}), got "
+                           f"{stride!r}")
+    spatial = x.shape[1:-1] if channels_last else x.shape[2:]
+    if min(spatial) < 1 or (x.shape[-1] if channels_last else x.shape[1]) < 1:
+        raise InvalidValue(f"{op}: x of shape {x.shape} has a zero-size channel or spatial dim")
+    stride = tuple(int(s) for s in stride)
+    eff = tuple(min(s, L) for s, L in zip(stride, spatial, strict=True))
+    return x, stride, eff, _check_norm(norm)
+
+
 def polyphase(x: np.ndarray, stride: tuple[int, ...], norm: float, *,
               channels_last: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """Adaptive polyphase sampling (Chaman & Dokmanic 2021): (output, phase per sample).
@@ -959,8 +1013,18 @@ def polyphase(x: np.ndarray, stride: tuple[int, ...], norm: float, *,
     The input is padded circularly to multiples of the stride; of its polyphase components
     ``x[..., i::s, j::s]`` each sample keeps the one with the largest ``norm`` over all its
     channels (the first such component in Chaman & Dokmanic's order on ties; a NaN norm counts
-    as largest). A circular shift of the input shifts the output circularly.
+    as largest). A circular shift of the input shifts the output circularly. The phase is
+    numbered in that order for ``stride``.
     """
+    x, stride, eff, norm = _check_polyphase(x, stride, norm, channels_last, "polyphase")
+    out, phase = _polyphase(x, eff, norm, channels_last)
+    if eff != stride:  # renumber the phases for the stride asked for
+        offsets = np.asarray(_fastest_first(eff), np.int64)[phase]
+        phase = offsets @ np.cumprod((1, *stride[:-1]), dtype=np.int64)
+    return out, phase
+
+
+def _polyphase(x: np.ndarray, stride: tuple[int, ...], norm: float, channels_last: bool):
     xp, axes = _polyphase_parts(x, stride, channels_last)
     phases = _fastest_first(stride)
     n = x.shape[0]
@@ -999,7 +1063,10 @@ def polyphase_backward(grad_output: np.ndarray, x: np.ndarray, stride: tuple[int
                        norm: float, *, channels_last: bool = False) -> np.ndarray:
     """Gradient of :func:`polyphase`: each sample's gradient goes back to the cells of its
     chosen component (the choice itself is piecewise constant), padding folded back."""
-    _, phase = polyphase(x, stride, norm, channels_last=channels_last)
+    op = "polyphase_backward"
+    x, _, stride, norm = _check_polyphase(x, stride, norm, channels_last, op)
+    out, phase = _polyphase(x, stride, norm, channels_last)
+    grad_output = check_grad(grad_output, x, out.shape, op=op)
     xp, axes = _polyphase_parts(x, stride, channels_last)
     gp = np.zeros(xp.shape, grad_output.dtype)
     phases = _fastest_first(stride)

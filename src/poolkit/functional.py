@@ -27,6 +27,7 @@ from .errors import InvalidType, InvalidValue
 from .shapes import (
     AdaptiveSpec,
     adaptive_output_size,
+    batched_rank,
     blur_spec,
     fractional_spec,
     normalize_tuple,
@@ -51,18 +52,7 @@ __all__ += [f"{name}_backward" for name in __all__]
 def _batched(input, rank: int, mode: str, op: str) -> tuple[np.ndarray, bool]:
     """``input`` checked and batched (N added for unbatched input), and whether it was."""
     x = engine.check_input(input, mode, "input", op=op)
-    if x.ndim not in (rank + 1, rank + 2):
-        raise InvalidValue(
-            f"{op}: input must be {rank + 1}-D (C, *spatial) or {rank + 2}-D (N, C, *spatial) "
-            f"for {rank}-D pooling, got a {x.ndim}-D array of shape {x.shape}"
-        )
-    batched = x.ndim == rank + 2
-    checked = x.shape[1:] if batched else x.shape
-    if any(n == 0 for n in checked):
-        raise InvalidValue(
-            f"{op}: input of shape {x.shape} has a zero-size channel or spatial dim; "
-            f"only the batch dim N of a {rank + 2}-D input may be 0"
-        )
+    batched = batched_rank(x.shape, rank, op)
     return (x if batched else x[None]), batched
 
 

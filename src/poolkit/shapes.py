@@ -40,6 +40,7 @@ __all__ = [
     "keras_output_shape",
     "normalize_tuple",
     "normalize_data_format",
+    "batched_rank",
     "AdaptiveSpec",
     "adaptive_windows",
     "adaptive_output_size",
@@ -131,6 +132,24 @@ def normalize_tuple(value, rank: int, name: str, *, allow_one: bool = True) -> t
     raise InvalidType(
         f"{name} must be an int or a tuple of ints, got {type(value).__name__} {value!r}"
     )
+
+
+def batched_rank(shape: Sequence[int], rank: int, op: str) -> bool:
+    """Whether an input of ``shape`` for ``rank``-D PyTorch-style pooling is batched
+    ((N, C, *spatial), else (C, *spatial)); InvalidValue for another rank or a zero-size
+    channel or spatial dim (only N may be 0)."""
+    if len(shape) not in (rank + 1, rank + 2):
+        raise InvalidValue(
+            f"{op}: input must be {rank + 1}-D (C, *spatial) or {rank + 2}-D (N, C, *spatial) "
+            f"for {rank}-D pooling, got a {len(shape)}-D array of shape {tuple(shape)}"
+        )
+    batched = len(shape) == rank + 2
+    if any(n == 0 for n in (shape[1:] if batched else shape)):
+        raise InvalidValue(
+            f"{op}: input of shape {tuple(shape)} has a zero-size channel or spatial dim; "
+            f"only the batch dim N of a {rank + 2}-D input may be 0"
+        )
+    return batched
 
 
 def _check_positive(values: tuple[int, ...], name: str) -> None:

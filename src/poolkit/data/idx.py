@@ -103,11 +103,13 @@ def read_idx(path: str | os.PathLike, ndim: int | None = None) -> np.ndarray:
     """Read an IDX file (raw or gzip) into a writable native-endian array of shape ``dims``.
 
     ``ndim``: if given, the rank the header must declare (3 for images, 1 for labels).
-    Raises ValueError naming the file for an empty file, a bad magic number or type byte, a
-    wrong rank, a truncated header or payload, trailing bytes, or a corrupt gzip stream; and
-    FileNotFoundError if it does not exist.
+    Raises ValueError naming the file for a directory, an empty file, a bad magic number or
+    type byte, a wrong rank, a truncated header or payload, trailing bytes, or a corrupt gzip
+    stream; and FileNotFoundError if it does not exist.
     """
     name = os.fspath(path)
+    if os.path.isdir(name):
+        raise InvalidValue(f"{name}: is a directory, not an IDX file")
     with open(name, "rb") as raw:
         gzipped = raw.read(2) == _GZIP_MAGIC
         raw.seek(0)

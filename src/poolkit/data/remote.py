@@ -231,7 +231,11 @@ def fetch(dataset: Dataset, path: str | os.PathLike | None = None) -> list[str]:
             return found
     env_url = os.environ.get("POOLKIT_DATA_URL")
     mirrors = (env_url,) if env_url else dataset.mirrors
-    os.makedirs(directory, exist_ok=True)
+    try:
+        os.makedirs(directory, exist_ok=True)
+    except OSError as e:  # a file in its place or on its path: the user's path is wrong
+        raise InvalidValue(f"{dataset.name}: cannot use {directory!r} as the data directory "
+                           f"({e.strerror or e}); give a directory") from None
     paths, errors = [], []
     for fname in dataset.files:
         local = _find(directory, fname)

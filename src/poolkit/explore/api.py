@@ -146,9 +146,13 @@ def _pair(value, name: str, low: int, high: int) -> list[int]:
 
 
 def _number(value, name: str, rule: str) -> float:
-    if not _is_number(value) or not math.isfinite(float(value)):
+    try:
+        number = float(value) if _is_number(value) else math.nan
+    except OverflowError:  # a JSON int beyond float's range
+        number = math.nan
+    if not math.isfinite(number):
         raise ApiError(f"must be {rule}, got {_describe(value)}", name)
-    return float(value)
+    return number
 
 
 def _check_param(p: Param, value):

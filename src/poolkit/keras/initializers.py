@@ -18,6 +18,7 @@ import math
 
 import numpy as np
 
+from ..engine import check_memory
 from ..errors import InvalidType, InvalidValue
 from . import utils as _utils
 
@@ -38,18 +39,21 @@ def check(value, name: str) -> str:
 
 def initialize(kind: str, shape: tuple, fan_in: int, fan_out: int, dtype) -> np.ndarray:
     """A new C-contiguous array of ``shape`` and ``dtype`` drawn by initialiser ``kind``."""
+    # the weight, its gradient and the float64 draw: refused, not attempted, if they cannot fit
+    check_memory(3 * math.prod(shape) * 8, f"a weight of shape {tuple(shape)}", "layer")
     rng = _utils.rng()
     if kind == "zeros":
         return np.zeros(shape, dtype)
     if kind == "ones":
         return np.ones(shape, dtype)
     if kind == "glorot_uniform":
-        lim = math.sqrt(6.0 / (fan_in + fan_out))
+        lim = math.sqrt(6.0 / max(1, fan_in + fan_out))
         return rng.uniform(-lim, lim, shape).astype(dtype)
     if kind == "he_uniform":
-        lim = math.sqrt(6.0 / fan_in)
+        lim = math.sqrt(6.0 / max(1, fan_in))
         return rng.uniform(-lim, lim, shape).astype(dtype)
-    n = (fan_in + fan_out) / 2.0 if kind == "glorot_normal" else fan_in / 2.0
+    # Keras divides by at least 1 (a layer on zero features has an empty weight, not an error)
+    n = max(1.0, (fan_in + fan_out) / 2.0 if kind == "glorot_normal" else fan_in / 2.0)
     std = math.sqrt(1.0 / n) / 0.87962566103423978
     w = rng.standard_normal(shape)
     bad = np.abs(w) > 2

@@ -21,8 +21,10 @@ from __future__ import annotations
 import errno
 import io
 import json
+import math
 import os
 import zipfile
+import zlib
 
 import numpy as np
 
@@ -59,31 +61,79 @@ def bad_file(path: str, what: str) -> InvalidValue:
     return InvalidValue(f"cannot load model from {path!r}: {what}")
 
 
+# Archive members are read whole: a zip entry may declare (and a deflate stream expand to) any
+# size, so a member larger than these is refused before it is read.
+MAX_CONFIG_BYTES = 1 << 26
+MAX_ARRAY_BYTES = 1 << 32
+
+# What reading a damaged member raises: zipfile's errors, zlib's, an unsupported compression
+# method or feature (NotImplementedError), an encrypted member (RuntimeError).
+_MEMBER_ERRORS = (zipfile.BadZipFile, OSError, EOFError, zlib.error, NotImplementedError,
+                  RuntimeError)
+
+
+def _member(zf: zipfile.ZipFile, name, limit: int, path: str, what: str, missing: str) -> bytes:
+    """The bytes of member ``name`` (``what`` in messages; ``missing``: the message if absent)."""
+    try:
+        info = zf.getinfo(name)
+    except (KeyError, TypeError):
+        raise bad_file(path, missing) from None
+    if info.file_size > limit:
+        raise bad_file(path, f"{what} ({name}) declares {info.file_size} bytes, more than the "
+                             f"{limit} a poolkit model member may have")
+    try:
+        return zf.read(info)
+    except _MEMBER_ERRORS as e:
+        raise bad_file(path, f"{what} ({name}) is corrupt ({type(e).__name__}: {e})") from None
+
+
+def _npy(data: bytes) -> np.ndarray:
+    """The float array of a .npy file's bytes; the header is checked against the payload's
+    length before anything is allocated (a header may claim any shape). ValueError for an
+    unknown format version, a non-float or object dtype, or a size that does not match."""
+    f = io.BytesIO(data)
+    version = np.lib.format.read_magic(f)
+    if version == (1, 0):
+        shape, fortran, dtype = np.lib.format.read_array_header_1_0(f)
+    elif version == (2, 0):
+        shape, fortran, dtype = np.lib.format.read_array_header_2_0(f)
+    else:
+        raise ValueError(f"unsupported .npy format version {version}")
+    if dtype.kind != "f" or dtype.hasobject:
+        raise ValueError(f"dtype {dtype}; expected floats")
+    count = math.prod(shape)
+    if count * dtype.itemsize != len(data) - f.tell():
+        raise ValueError(f"its header says {shape} {dtype} ({count * dtype.itemsize} bytes) but "
+                         f"{len(data) - f.tell()} bytes follow it")
+    a = np.frombuffer(data, dtype, count=count, offset=f.tell())
+    return a.reshape(shape, order="F" if fortran else "C").astype(dtype.newbyteorder("="))
+
+
 def read_archive(filepath) -> tuple[dict, list[np.ndarray]]:
     """(config dict, float arrays in order) from a file written by :func:`write_archive`.
 
     Every array is checked against its entry in the config (shape, floating dtype); the caller
     checks that the arrays fit its model. Raises FileNotFoundError for a missing file and
-    InvalidValue naming the file for anything malformed.
+    InvalidValue naming the file for anything malformed (a directory, a damaged or oversized
+    member included).
     """
     path = os.fspath(filepath)
     if not os.path.exists(path):
         raise FileNotFoundError(errno.ENOENT, "no model file", path)
+    if os.path.isdir(path):
+        raise bad_file(path, "it is a directory")
     try:
         zf = zipfile.ZipFile(path, "r")
-    except zipfile.BadZipFile:
+    except (zipfile.BadZipFile, EOFError, ValueError, NotImplementedError):
+        # NotImplementedError: a damaged header claiming a zip version zipfile cannot read
         raise bad_file(path, "not a poolkit model file (not a zip archive, or truncated)") \
             from None
     with zf:
-        try:
-            raw = zf.read("config.json")
-        except KeyError:
-            raise bad_file(path, "the archive has no config.json") from None
-        except (zipfile.BadZipFile, OSError, EOFError) as e:
-            raise bad_file(path, f"config.json is corrupt ({e})") from None
+        raw = _member(zf, "config.json", MAX_CONFIG_BYTES, path, "config.json",
+                      "the archive has no config.json")
         try:
             cfg = json.loads(raw.decode("utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
             raise bad_file(path, f"config.json is not valid JSON ({e})") from None
         if not isinstance(cfg, dict) or cfg.get("format") != FORMAT:
             raise bad_file(path, f"config.json does not describe a {FORMAT!r} model")
@@ -96,23 +146,16 @@ def read_archive(filepath) -> tuple[dict, list[np.ndarray]]:
         arrays = []
         for i, entry in enumerate(entries):
             name = entry.get("file") if isinstance(entry, dict) else None
+            data = _member(zf, name, MAX_ARRAY_BYTES, path, f"weight {i}",
+                           f"weight {i}: missing array {name!r}")
             try:
-                data = zf.read(name)
-            except (KeyError, TypeError):
-                raise bad_file(path, f"weight {i}: missing array {name!r}") from None
-            except (zipfile.BadZipFile, OSError, EOFError) as e:
-                raise bad_file(path, f"weight {i} ({name}) is corrupt ({e})") from None
-            try:
-                a = np.load(io.BytesIO(data), allow_pickle=False)
-            except (ValueError, OSError, EOFError) as e:
+                a = _npy(data)
+            except ValueError as e:
                 raise bad_file(path, f"weight {i} ({name}) is not a valid .npy array ({e})") \
                     from None
             listed = entry.get("shape")
-            if not isinstance(a, np.ndarray) or not isinstance(listed, list) or \
-                    a.shape != tuple(listed):
-                raise bad_file(path, f"weight {i} ({name}) has shape "
-                                     f"{getattr(a, 'shape', None)}, but the file lists {listed!r}")
-            if a.dtype.kind != "f":
-                raise bad_file(path, f"weight {i} ({name}) has dtype {a.dtype}; expected floats")
+            if not isinstance(listed, list) or a.shape != tuple(listed):
+                raise bad_file(path, f"weight {i} ({name}) has shape {a.shape}, but the file "
+                                     f"lists {listed!r}")
             arrays.append(a)
     return cfg, arrays

@@ -260,7 +260,8 @@ def kind_shape_table(input_shape: Sequence[int], kinds: Iterable[str],
                 s = size if s0 is None else s0
                 args = {"windowed": dict(pool_size=size, strides=s, padding=padding),
                         "blur": dict(strides=s), "max_blur": dict(pool_size=size, strides=s),
-                        "polyphase": dict(strides=s), "global": dict(keepdims=True)}.get(family)
+                        "polyphase": dict(strides=s), "global": dict(keepdims=True)}.get(
+                            family, {})  # adaptive: set below, from the windowed grid
                 try:
                     if family == "adaptive":
                         grid = poolkit.output_shape(shape, size, s, padding)[1:-1]

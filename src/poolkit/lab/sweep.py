@@ -124,6 +124,10 @@ def sweep_variants(pool_sizes: Iterable[int] = (2,), strides: Iterable[int | Non
             out.append(Variant(kind))
     if "conv" in kinds:
         out += [Variant("conv", conv_kernel, s) for s in strided]
+    if not out:
+        raise InvalidValue(f"no variant to run: kinds {kinds} with strides "
+                           f"{sorted({s for _, s in pairs})} (conv and the stride-only kinds "
+                           f"need a stride > 1)")
     return out
 
 
@@ -206,8 +210,8 @@ def read_results(path: str | os.PathLike) -> list[dict]:
     path = os.fspath(path)
     if not os.path.exists(path):
         return []
-    with open(path, newline="", encoding="utf-8") as f:
-        reader = csv.DictReader(f)
+    with open(path, newline="", encoding="utf-8", errors="replace") as f:
+        reader = csv.DictReader(f)  # not UTF-8 (a PNG, say): its header will not match
         if reader.fieldnames is None:
             return []
         if tuple(reader.fieldnames) != SWEEP_COLUMNS:

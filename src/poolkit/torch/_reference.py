@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as TF
 
 from ..errors import InvalidType, InvalidValue
-from ..shapes import binomial_filter, blur_spec, normalize_tuple
+from ..shapes import batched_rank, binomial_filter, blur_spec, normalize_tuple, torch_spec
 
 __all__ = ["min_pool", "lp_pool", "blur_pool", "max_blur_pool2d", "aps_pool2d"]
 
@@ -31,6 +31,12 @@ def min_pool(rank: int):
 
     def min_poolNd(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,
                    return_indices=False):
+        # poolkit's checks (min pooling is poolkit's op): torch's max_pool1d loops for ever on
+        # a kernel_size of 10**18, for one.
+        op = f"min_pool{rank}d"
+        batched_rank(input.shape, rank, op)
+        torch_spec(tuple(int(n) for n in input.shape[-rank:]), kernel_size, stride, padding,
+                   dilation, ceil_mode, op=op)
         res = max_pool(_flip(input), kernel_size, stride, padding, dilation, ceil_mode=ceil_mode,
                        return_indices=return_indices)
         return (_flip(res[0]), res[1]) if return_indices else _flip(res)
@@ -54,9 +60,10 @@ def lp_pool(rank: int):
 
     def lp_poolNd(input, norm_type, kernel_size, stride=None, ceil_mode=False):
         p = _check_p(norm_type, f"lp_pool{rank}d")
+        # checked on both paths: torch's max_pool1d loops for ever on a kernel_size of 2**62
+        k = normalize_tuple(kernel_size, rank, "kernel_size")
         if math.isinf(p):
             return max_pool(input.abs(), kernel_size, stride, 0, 1, ceil_mode=ceil_mode)
-        k = normalize_tuple(kernel_size, rank, "kernel_size")
         mean = avg_pool(input.abs().pow(p), kernel_size, stride, 0, ceil_mode)
         return mean.mul(math.prod(k)).pow(1.0 / p)
 
@@ -73,8 +80,9 @@ def blur_pool(rank: int):
 
     def blur_poolNd(input, filt_size=4, stride=2, pad_type="reflect"):
         op = f"blur_pool{rank}d"
+        batched = batched_rank(input.shape, rank, op)
         spec = blur_spec(tuple(input.shape[-rank:]), filt_size, stride, pad_type, op=op)
-        x = input if input.dim() == rank + 2 else input.unsqueeze(0)
+        x = input if batched else input.unsqueeze(0)
         if spec.filt == 1:
             out = x[(..., *(slice(None, None, s) for s in spec.stride))]
         else:
@@ -83,7 +91,7 @@ def blur_pool(rank: int):
             w = taps if rank == 1 else torch.outer(taps, taps)
             c = x.shape[1]
             out = conv(x, w.expand(c, 1, *w.shape), stride=spec.stride, groups=c)
-        return out if input.dim() == rank + 2 else out[0]
+        return out if batched else out[0]
 
     blur_poolNd.__name__ = f"blur_pool{rank}d"
     return blur_poolNd
@@ -100,11 +108,12 @@ def max_blur_pool2d(input, kernel_size=2, stride=2, filt_size=4, pad_type="refle
 def aps_pool2d(input, stride=2, norm=2):
     """Adaptive polyphase sampling: per sample, the polyphase component of largest norm."""
     op = "aps_pool2d"
+    batched = batched_rank(input.shape, 2, op)
     s = normalize_tuple(stride, 2, "stride")
     if min(s) < 1:
         raise InvalidValue(f"{op}: stride must be >= 1, got {stride!r}")
     p = _check_p(norm, op)
-    x = input if input.dim() == 4 else input.unsqueeze(0)
+    x = input if batched else input.unsqueeze(0)
     pad = [0, (-x.shape[3]) % s[1], 0, (-x.shape[2]) % s[0]]
     if any(pad):
         x = TF.pad(x, pad, mode="circular")
@@ -115,4 +124,4 @@ def aps_pool2d(input, stride=2, norm=2):
     norms = torch.where(norms.isnan(), math.inf, norms)  # a NaN norm counts as largest
     phase = norms.argmax(1)  # the first maximum
     out = torch.stack(comps, 1)[torch.arange(x.shape[0], device=x.device), phase]
-    return out if input.dim() == 4 else out[0]
+    return out if batched else out[0]

@@ -218,7 +218,10 @@ def _resolve_output_size(x, kw, rank):
 def _draw_samples(x, kw, rank):
     """Fractional max pooling: torch's default samples, drawn as torch draws them (so a seeded
     run gives torch's windows) and kept for the backward pass."""
-    if kw["_random_samples"] is None and x.dim() in (rank + 1, rank + 2):
+    # torch first asks for an output size or ratio, then draws (a bool input then fails in
+    # torch.rand, as in torch)
+    if kw["_random_samples"] is None and x.dim() in (rank + 1, rank + 2) and (
+            kw["output_size"] is not None or kw["output_ratio"] is not None):
         n = 1 if x.dim() == rank + 1 else x.size(0)
         kw["_random_samples"] = torch.rand(n, x.size(-rank - 1), rank, dtype=x.dtype,
                                            device=x.device)
@@ -598,11 +601,16 @@ def call(op: PoolOp, x, args: tuple, with_indices: bool = False):
                 return _Pool.apply(x, op, kw, with_indices)
             return _forward(op, x, kw, with_indices)
         except (ValueError, TypeError):
-            # poolkit's checks reject these arguments (or this input): torch decides.
+            # poolkit's checks reject these arguments (or this input): torch decides, for the
+            # ops torch has; poolkit's own ops keep poolkit's error.
+            if op.module is None:
+                raise
             return _fallback(op, x, kw, with_indices, "arguments")
     try:
         nkw = op.normalize(kw)
     except (ValueError, TypeError):
+        if op.module is None:
+            raise
         return _fallback(op, x, kw, with_indices, "arguments")
     fwd, fwd_idx, _ = _CUSTOM[op.name]
     return (fwd_idx if with_indices else fwd)(x, *nkw.values())

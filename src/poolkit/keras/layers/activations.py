@@ -40,7 +40,7 @@ class Activation(Layer):
         """(output, pre-activation) for ``x``, writing no state (used by ``evaluate``)."""
         return self._apply(x), x
 
-    def forward(self, x, training=False):
+    def _forward(self, x, training=False):
         self.check_input(x)
         self._z = x
         self._y = self._apply(x)
@@ -131,7 +131,7 @@ class ReLU(Layer):
     def call(self, x, training=False):
         return _act.relu(x, **self._args())
 
-    def forward(self, x, training=False):
+    def _forward(self, x, training=False):
         self.check_input(x)
         self._x = x
         return _act.relu(x, **self._args())

@@ -194,8 +194,14 @@ class Layer:
         raise NotImplementedError
 
     def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
-        """The output for ``x``, keeping what :meth:`backward` needs. The default suits layers
-        whose backward needs nothing."""
+        """The output for ``x`` (as an array of the layer's dtype, as :meth:`__call__` takes
+        it), keeping what :meth:`backward` needs; subclasses implement :meth:`_forward`."""
+        return self._forward(as_float_array(x, self.dtype, f"{type(self).__name__} "
+                                                           f"{self.name!r}"), training)
+
+    def _forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
+        """:meth:`forward` on an array of the layer's dtype. The default suits layers whose
+        backward needs nothing."""
         self.check_input(x)
         return self.call(x, training)
 

@@ -145,7 +145,7 @@ class Conv2D(Layer):
     def call(self, x, training=False):
         return self._out(self._conv(x)[1])
 
-    def forward(self, x, training=False):
+    def _forward(self, x, training=False):
         self.check_input(x)
         self._x, self._y, self._geo = self._conv(x)
         return self._out(self._y)

@@ -96,7 +96,7 @@ class Dense(Layer):
         z = self._linear(x)[1]
         return _act.forward(self.activation, z), z
 
-    def forward(self, x, training=False):
+    def _forward(self, x, training=False):
         self.check_input(x)
         x2, z = self._linear(x)
         y = _act.forward(self.activation, z)

@@ -33,7 +33,7 @@ class Dropout(Layer):
         if noise_shape is not None:
             raise InvalidValue("Dropout: noise_shape is not supported (use None)")
         self.rate = float(rate)
-        self.seed = seed
+        self.seed = None if seed is None else int(seed)  # a NumPy int is not JSON
         self._rng = np.random.default_rng(seed) if seed is not None else None
         self._mask = None
         self._shape = None
@@ -48,7 +48,7 @@ class Dropout(Layer):
             return x
         return x * self._draw(x)
 
-    def forward(self, x, training=False):
+    def _forward(self, x, training=False):
         self.check_input(x)
         self._shape = x.shape
         if not training or self.rate == 0:

@@ -39,7 +39,7 @@ class Flatten(Layer):
     def call(self, x, training=False):
         return self._to_last(x).reshape(x.shape[0], -1)
 
-    def forward(self, x, training=False):
+    def _forward(self, x, training=False):
         self.check_input(x)
         moved = self._to_last(x)
         self._shape, self._moved_shape = x.shape, moved.shape

@@ -29,7 +29,9 @@ class BaseAdaptivePooling(BasePoolingLayer):
         r = self.pool_dimensions
         # validated with a stand-in input size; None entries stay None
         _shapes.adaptive_output_size((1,) * r, output_size, op=type(self).__name__)
-        self.output_size = (tuple(output_size) if isinstance(output_size, list | tuple)
+        # Plain ints (a NumPy int would make the config unsaveable as JSON), None kept.
+        self.output_size = (tuple(None if v is None else int(v) for v in output_size)
+                            if isinstance(output_size, list | tuple)
                             else (int(output_size),) * r)
 
     def _args(self):

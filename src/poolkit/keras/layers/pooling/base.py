@@ -65,7 +65,7 @@ class BasePoolingLayer(Layer):
     def call(self, x, training=False):
         return self._op(x, data_format=self.data_format, **self._args())
 
-    def forward(self, x, training=False):
+    def _forward(self, x, training=False):
         self.check_input(x)
         y = self.call(x, training)
         self._x, self._y_shape = x, y.shape
