@@ -388,3 +388,18 @@ def test_engine_unpool_checks_out_size(out_size):
     x = np.zeros((1, 1, 4), np.float32)
     with pytest.raises(ValueError, match="out_size must be"):
         engine.unpool(x, np.zeros(x.shape, np.int64), out_size)
+
+
+# Found by the fuzz harness: a hand-built spec whose output needs windows that start past the
+# padded input (no PyTorch or Keras rule gives one) averaged over zero cells: NaN.
+@pytest.mark.parametrize("reduction", ["avg", "max", "lp"])
+def test_engine_refuses_windows_past_the_padded_input(reduction):
+    from poolkit import engine
+    from poolkit.shapes import PoolSpec
+
+    x = np.ones((1, 1, 4), np.float32)
+    bad = PoolSpec((4,), (2,), (2,), (1,), (0,), (1,), (4,), count_pad=True)
+    with pytest.raises(ValueError, match="past the padded input"):
+        engine.pool(x, bad, reduction)
+    ok = PoolSpec((4,), (2,), (2,), (1,), (0,), (1,), (3,), count_pad=True)  # ceil-mode-like
+    assert np.isfinite(engine.pool(x, ok, "avg")).all()

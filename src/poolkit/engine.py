@@ -262,6 +262,14 @@ def _check_spec_values(spec, red_name: str) -> None:
         if red_name in ("avg", "lp") and max(spec.dilation) != 1:
             raise InvalidValue(f"pool: average and LP pooling have no dilation, got "
                                f"{spec.dilation}")
+        # Every window starts before the end of the padded input (PyTorch's and Keras's
+        # output sizes always give this): one that starts past it covers nothing, not even
+        # padding, and an average over it would divide by zero.
+        for o, s, b, L, a in zip(spec.out_size, spec.stride, spec.pad_before, spec.in_size,
+                                 spec.pad_after, strict=True):
+            if o and (o - 1) * s - b >= L + a:
+                raise InvalidValue(f"pool: output size {o} needs windows past the padded input "
+                                   f"(stride {s}, pads {b} + {a}, input {L}): {spec}")
     elif isinstance(spec, FractionalSpec):
         st = spec.starts
         if (len(spec.window) != rank or min(spec.window) < 1
