@@ -283,3 +283,15 @@ def test_parameters_and_inference_mode():
     assert torch.equal(y, ref) and p.grad is not None
     with torch.inference_mode():
         assert torch.equal(PTF.avg_pool2d(p, 2), TF.avg_pool2d(p, 2))
+
+
+# Found by the fuzz harness: LP pooling of a bool tensor, which torch runs, raised
+# NotImplementedError in poolkit's torch reference (torch has no abs of bool). It now runs, in
+# torch's result dtype, by poolkit's rule (torch's own truncates: x.pow(p) of bool is int64,
+# whose average pooling rounds down, so it returns zeros).
+@pytest.mark.parametrize("fn", ["lp_pool1d", "lp_pool2d"])
+def test_lp_pool_of_bool_runs_by_poolkits_rule(fn):
+    x = torch.rand((2, 3, 6, 6)[: 4 if fn == "lp_pool2d" else 3]) > 0.5
+    got = getattr(PTF, fn)(x, 2, 2)
+    assert got.dtype == getattr(TF, fn)(x, 2, 2).dtype
+    torch.testing.assert_close(got, getattr(PTF, fn)(x.float(), 2, 2))

@@ -62,9 +62,10 @@ def lp_pool(rank: int):
         p = _check_p(norm_type, f"lp_pool{rank}d")
         # checked on both paths: torch's max_pool1d loops for ever on a kernel_size of 2**62
         k = normalize_tuple(kernel_size, rank, "kernel_size")
+        mag = input if input.dtype == torch.bool else input.abs()  # torch has no bool abs
         if math.isinf(p):
-            return max_pool(input.abs(), kernel_size, stride, 0, 1, ceil_mode=ceil_mode)
-        mean = avg_pool(input.abs().pow(p), kernel_size, stride, 0, ceil_mode)
+            return max_pool(mag, kernel_size, stride, 0, 1, ceil_mode=ceil_mode)
+        mean = avg_pool(mag.pow(p), kernel_size, stride, 0, ceil_mode)
         return mean.mul(math.prod(k)).pow(1.0 / p)
 
     lp_poolNd.__name__ = f"lp_pool{rank}d"
