@@ -4,8 +4,6 @@ sampling, Chaman & Dokmanic 2021)."""
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
 from .... import shapes as _shapes
@@ -91,6 +89,7 @@ class APSPool2D(BasePoolingLayer):
     to circular shifts. Computed by :func:`poolkit.aps_pool`. No weights."""
 
     _config_keys = ("strides", "norm", "data_format")
+    _norm_key = "norm"
 
     def __init__(self, strides=2, norm=2, data_format=None, **kwargs):
         super().__init__(**kwargs)
@@ -102,19 +101,6 @@ class APSPool2D(BasePoolingLayer):
 
     def _args(self):
         return dict(strides=self.strides, norm=self.norm)
-
-    def get_config(self):
-        cfg = super().get_config()
-        if math.isinf(cfg["norm"]):
-            cfg["norm"] = "inf"
-        return cfg
-
-    @classmethod
-    def from_config(cls, config):
-        config = dict(config)
-        if config.get("norm") == "inf":
-            config["norm"] = math.inf
-        return cls(**config)
 
     def receptive(self, input_shape):
         return list(self.strides), list(self.strides)

@@ -5,6 +5,7 @@ receptive window and multiply-adds."""
 
 from __future__ import annotations
 
+import math
 import numbers
 
 import numpy as np
@@ -43,12 +44,29 @@ class BasePoolingLayer(Layer):
         self._op, self._op_backward = _ops(self.kind)
         self._x = self._y_shape = None
 
+    # The argument holding a norm p > 0 that may be inf (LP pooling's p, APS's norm), if any:
+    # not a shape argument, and saved as "inf" (JSON has no infinity).
+    _norm_key: str | None = None
+
     def _args(self) -> dict:
         raise NotImplementedError
 
     def _shape_args(self) -> dict:
         """The arguments :func:`poolkit.output_shape` takes for this kind."""
-        return {k: v for k, v in self._args().items() if k != "p" and k != "norm"}
+        return {k: v for k, v in self._args().items() if k != self._norm_key}
+
+    def get_config(self):
+        cfg = super().get_config()
+        if self._norm_key and math.isinf(cfg[self._norm_key]):
+            cfg[self._norm_key] = "inf"
+        return cfg
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        if cls._norm_key and config.get(cls._norm_key) == "inf":
+            config[cls._norm_key] = math.inf
+        return cls(**config)
 
     def compute_output_shape(self, input_shape):
         r = self.pool_dimensions

@@ -4,8 +4,6 @@ once; each class only picks its kind and rank."""
 
 from __future__ import annotations
 
-import math
-
 from .... import shapes as _shapes
 from ....errors import InvalidValue
 from ....kinds import get_kind as _kind
@@ -151,6 +149,7 @@ class MinPooling3D(BasePooling):
 
 class _LPPooling(BasePooling):
     _config_keys = ("p", "pool_size", "strides", "padding", "data_format")
+    _norm_key = "p"
 
     def __init__(self, p, pool_size, strides, rank, padding, data_format, **kwargs):
         super().__init__(pool_size, strides, rank, "lp", padding, data_format, **kwargs)
@@ -158,19 +157,6 @@ class _LPPooling(BasePooling):
 
     def _args(self):
         return dict(p=self.p, **super()._args())
-
-    def get_config(self):
-        cfg = super().get_config()
-        if math.isinf(cfg["p"]):
-            cfg["p"] = "inf"  # JSON has no infinity
-        return cfg
-
-    @classmethod
-    def from_config(cls, config):
-        config = dict(config)
-        if config.get("p") == "inf":
-            config["p"] = math.inf
-        return cls(**config)
 
 
 class LPPooling1D(_LPPooling):
