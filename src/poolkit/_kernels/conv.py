@@ -111,8 +111,7 @@ def _conv2d_bwd_params_tasks(x, gy, y, gm, gw_parts, gb_parts, geo, relu, keep, 
     OH, OW, F = gy.shape[1], gy.shape[2], gy.shape[3]
     P, KH, KW = gw_parts.shape[0], gw_parts.shape[1], gw_parts.shape[2]
     sh, sw, dh, dw, ph, pw = geo[0], geo[1], geo[2], geo[3], geo[4], geo[5]
-    plain = (sh == 1 and sw == 1 and dh == 1 and dw == 1 and ph == 0 and pw == 0
-             and OH == H - KH + 1 and OW == W - KW + 1)
+    plain = _conv_is_plain(x, gw_parts[0], gy, geo)
     grow = np.empty((OW, F), gy.dtype)
     for part in range(lo, hi):
         gw = gw_parts[part]
