@@ -106,12 +106,13 @@ def _blur_fwd(K, S, c1, dtype):
                         for j in range(1, K):
                             acc += fw[j] * r[i * sw + j]
                         o[i] = acc
-                for i in range(0 if c1 else b - a):
-                    for c in range(C):
-                        acc = fw[0] * r[i * sw * C + c]
-                        for j in range(1, K):
-                            acc += fw[j] * r[(i * sw + j) * C + c]
-                        o[i * C + c] = acc
+                else:
+                    for i in range(b - a):
+                        for c in range(C):
+                            acc = fw[0] * r[i * sw * C + c]
+                            for j in range(1, K):
+                                acc += fw[j] * r[(i * sw + j) * C + c]
+                            o[i * C + c] = acc
                 for i in range(OW - (b - a)):  # border columns: before a, from b on
                     ow = i if i < a else i + b - a
                     for c in range(C):
@@ -158,11 +159,12 @@ def _blur_bwd(K, c1, dtype):
                         v = g0[i]
                         for j in range(K):
                             r[i * sw + j] += fw[j] * v
-                for i in range(0 if c1 else b - a):
-                    for c in range(C):
-                        v = g0[i * C + c]
-                        for j in range(K):
-                            r[(i * sw + j) * C + c] += fw[j] * v
+                else:
+                    for i in range(b - a):
+                        for c in range(C):
+                            v = g0[i * C + c]
+                            for j in range(K):
+                                r[(i * sw + j) * C + c] += fw[j] * v
                 for i in range(OW - (b - a)):  # border columns: before a, from b on
                     ow = i if i < a else i + b - a
                     for j in range(K):
