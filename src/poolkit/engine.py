@@ -35,7 +35,7 @@ except ImportError:  # not on Windows
 
 import numpy as np
 
-from . import _threads
+from . import _buffers, _threads
 from ._kernels import avgpool as _avgk
 from ._kernels import blur as _blurk
 from ._kernels import fractional as _frack
@@ -363,7 +363,7 @@ class _Problem:
         self.x3 = _lift_array(v, cl)
 
     def empty(self, spatial: tuple, dtype=None) -> np.ndarray:
-        return np.empty(_shape_with(self.v.shape, spatial, self.cl), dtype or self.dt)
+        return _buffers.empty(_shape_with(self.v.shape, spatial, self.cl), dtype or self.dt)
 
     def grad(self, grad_output: np.ndarray, dtype=None) -> np.ndarray:
         """An array in the caller's layout (a gradient, indices) in the kernel layout, C-
@@ -525,7 +525,7 @@ def _uniform_max(p: _Problem, spec: PoolSpec, init, return_indices: bool):
 
 def _uniform_max_backward(p: _Problem, g: np.ndarray, spec: PoolSpec, init) -> np.ndarray:
 
-    gx = np.empty(p.v.shape, p.dt)
+    gx = _buffers.empty(p.v.shape, p.dt)
     if gx.size and g.size:
         g3 = _lift_array(g, p.cl)
         gx3 = _lift_array(gx, p.cl)
@@ -565,7 +565,7 @@ def _uniform_avg(p: _Problem, spec: PoolSpec, P: int, p_norm: float, scale: floa
 
 def _uniform_avg_backward(p: _Problem, g: np.ndarray, spec: PoolSpec) -> np.ndarray:
 
-    gx = np.empty(p.v.shape, p.dt)
+    gx = _buffers.empty(p.v.shape, p.dt)
     if gx.size and g.size:
         g3 = _lift_array(g, p.cl)
         gx3 = _lift_array(gx, p.cl)
@@ -632,7 +632,7 @@ def _adaptive_reduce(p: _Problem, spec: AdaptiveSpec, red: str, return_indices: 
 def _scatter_backward(p: _Problem, g: np.ndarray, idx: np.ndarray) -> np.ndarray:
     """Max-pooling gradient from (kernel-layout) indices: each gradient added at its index."""
 
-    gx = np.empty(p.v.shape, p.dt)
+    gx = _buffers.empty(p.v.shape, p.dt)
     if gx.size and g.size:
         gx3 = _lift_array(gx, p.cl)
         bad = np.zeros(gx3.shape[0], np.int64)
@@ -647,7 +647,7 @@ def _scatter_backward(p: _Problem, g: np.ndarray, idx: np.ndarray) -> np.ndarray
 
 def _adaptive_avg_backward(p: _Problem, g: np.ndarray, spec: AdaptiveSpec) -> np.ndarray:
 
-    gx = np.empty(p.v.shape, p.dt)
+    gx = _buffers.empty(p.v.shape, p.dt)
     if gx.size and g.size:
         gx3 = _lift_array(gx, p.cl)
         start, count = _adaptive_tables(spec)
@@ -706,7 +706,7 @@ def _blur(p: _Problem, spec: BlurSpec) -> np.ndarray:
 
 def _blur_backward(p: _Problem, g: np.ndarray, spec: BlurSpec) -> np.ndarray:
 
-    gx = np.empty(p.v.shape, p.dt)
+    gx = _buffers.empty(p.v.shape, p.dt)
     if gx.size and g.size:
         gx3 = _lift_array(gx, p.cl)
         fh, fw, geo = _blur_tables(spec, p.dt)
@@ -963,7 +963,7 @@ def unpool_backward(grad_output: np.ndarray, x: np.ndarray, indices: np.ndarray,
                            f"shape {x.shape}")
     prob = _Problem(x, channels_last)
     g = prob.grad(grad_output)
-    gx = np.empty(prob.v.shape, prob.dt)
+    gx = _buffers.empty(prob.v.shape, prob.dt)
     if gx.size:
         iv = prob.grad(indices, np.int64)
         if _unpool_kernel("UNPOOL_BWD", prob, _lift_array(iv, prob.cl),
