@@ -30,47 +30,51 @@ def _take(v, m):
 
 
 @njit(boundscheck=False)
-def _rows_reduce(x2, rowv, rowi, start, count, od, oh, H, WC, RED, IDX):
-    """Reduce the window rows of output row (od, oh) into rowv (and their winning row in
-    rowi) over all W*C columns; ``x2`` is the sample as (D*H, W*C) rows. Rows are read as
-    ``x2[r, k]``: the row index is loop-invariant, so the inner loop vectorises without a
-    slice made per row (a slice costs as much as summing a short row)."""
+def _rows_reduce(xr, n, rowv, rowi, start, count, od, oh, H, WC, RED, IDX):
+    """Reduce the window rows of output row (od, oh) of sample ``n`` into rowv (and their
+    winning row in rowi) over all W*C columns; ``xr`` is the input as (N, D*H, W*C) rows. Rows
+    are read as ``xr[n, r, k]``: the sample and row are loop-invariant, so the inner loop
+    vectorises without a view made per row (a view costs as much as summing a short row)."""
     first = True
     for i_d in range(start[0, od], start[0, od] + count[0, od]):
         for i_h in range(start[1, oh], start[1, oh] + count[1, oh]):
             r = i_d * H + i_h
             if first:
                 for k in range(WC):
-                    rowv[k] = x2[r, k]
+                    rowv[k] = xr[n, r, k]
                 if IDX:
                     fill(rowi, r)
                 first = False
             elif RED == RED_SUM:
                 for k in range(WC):
-                    rowv[k] += x2[r, k]
+                    rowv[k] += xr[n, r, k]
             elif IDX:
                 for k in range(WC):
-                    v = x2[r, k]
+                    v = xr[n, r, k]
                     t = _take(v, rowv[k])
                     rowv[k] = v if t else rowv[k]
                     rowi[k] = r if t else rowi[k]
             else:
                 for k in range(WC):
-                    v = x2[r, k]
+                    v = xr[n, r, k]
                     rowv[k] = v if _take(v, rowv[k]) else rowv[k]
 
 
 @njit(boundscheck=False)
 def _cols_reduce(rowv, rowi, w0, w1, c, C, W, RED, IDX):
-    """(value, flat index) of columns w0..w1-1 of channel c (index: row*W + column). Indexed
-    through slices by loop counters: an index LLVM cannot prove non-negative keeps Numba's
-    negative-index wraparound in the loop (measured 3-4x slower in the row pass)."""
+    """(value, flat index) of columns w0..w1-1 of channel c (index: row*W + column). Never
+    indexed by a signed value LLVM cannot prove non-negative, which keeps Numba's
+    negative-index wraparound in the loop (measured 3-4x slower in the row pass): the sum
+    indexes the buffer unsigned (no view made per window), the max paths through a slice by
+    loop counters."""
+    if RED == RED_SUM:  # indexed unsigned: no view made per window, no wraparound check
+        base = w0 * C + c
+        m = rowv[np.uint64(base)]
+        for j in range(1, w1 - w0):
+            m += rowv[np.uint64(base + j * C)]
+        return m, 0
     vs = rowv[w0 * C + c : w1 * C]
     m = vs[0]
-    if RED == RED_SUM:
-        for j in range(1, w1 - w0):
-            m += vs[j * C]
-        return m, 0
     if not IDX:
         for j in range(1, w1 - w0):
             v = vs[j * C]
@@ -101,16 +105,14 @@ def _win_fwd(red, with_idx, c1, dtype):
         C = 1 if c1 else x.shape[4]
         OD, OH, OW = out.shape[1], out.shape[2], out.shape[3]
         WC = W * C
-        plane = D * H * WC
-        xall = x.reshape(x.size)
+        xr = x.reshape(x.shape[0], D * H, WC)
         oall = out.reshape(out.size)
         iall = idx.reshape(idx.size)
         rowv = np.empty(WC, x.dtype)
         rowi = np.empty(WC if with_idx else 0, np.int64)
         n, od, oh = row_coords(t0, OD, OH)
         for t in range(t0, t1):
-            x2 = xall[n * plane : (n + 1) * plane].reshape(D * H, WC)
-            _rows_reduce(x2, rowv, rowi, start, count, od, oh, H, WC, red, with_idx)
+            _rows_reduce(xr, n, rowv, rowi, start, count, od, oh, H, WC, red, with_idx)
             o0 = t * OW * C
             for ow in range(OW):
                 w0 = start[2, ow]
