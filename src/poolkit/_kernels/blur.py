@@ -41,6 +41,25 @@ def _interior(OW, W, K, s, p):
     return a, b
 
 
+@njit
+def _pad_columns(OW, W, K, s, p, mode):
+    """The padded row's pad columns that the output windows read (``pads``, positions in the
+    padded row) and the input column each copies (``srcs``; -1 for a zero pad, which stays
+    zero). Made once per call: per row, the pads are then a few copies, and every output
+    column a plain window (mapping each border tap per row cost 0.3 of 3.2 ms on
+    (1024, 112, 112))."""
+    n = (OW - 1) * s + K
+    pads = np.empty(n, np.int64)
+    srcs = np.empty(n, np.int64)
+    m = 0
+    for q in range(n):
+        if q < p or q >= p + W:
+            pads[m] = q
+            srcs[m] = _src(q - p, W, mode)
+            m += 1
+    return pads[:m], srcs[:m]
+
+
 @njit(inline="always")
 def _vertical4(xs, row, fh, q0, H, WC, mode):
     """row = sum_j fh[j] * (input row of padded row q0 + j) for the default 4-tap filter, in
@@ -81,8 +100,11 @@ def _blur_fwd(K, S, c1, dtype):
         sw = S if S else geo[2]
         WC = W * C
         KH = fh.shape[0]
-        row = np.empty(WC, x.dtype)
-        a, b = _interior(OW, W, K, sw, pw)
+        # The row buffer holds the padded row: the input columns at pw.., the pad columns
+        # copied in per row; then every output column is a plain K-tap window of it.
+        pads, srcs = _pad_columns(OW, W, K, sw, pw, mode)
+        rp = np.zeros((max(W + pw, (OW - 1) * sw + K)) * C, x.dtype)
+        row = rp[pw * C : (pw + W) * C]
         fused = KH == 4 and mode != 2
         xall = x.reshape(x.size)
         oall = out.reshape(out.size)
@@ -94,34 +116,26 @@ def _blur_fwd(K, S, c1, dtype):
                     _vertical4(xs, row, fh, oh * sh - ph, H, WC, mode)
                 else:
                     _vertical_any(xs, row, fh, oh * sh - ph, H, WC, mode)
-                orow = os_[oh * OW * C : (oh + 1) * OW * C]
-                # Interior columns, indexed from views that start at the first one: with
-                # indices LLVM can prove non-negative, Numba's negative-index wraparound
-                # goes and the loop vectorises (3.5x on the columns of (1024, 56, 112)).
-                r = row[(a * sw - pw) * C :]
-                o = orow[a * C :]
-                if c1:  # no one-trip channel loop around the taps: LLVM keeps it scalar
-                    for i in range(b - a):
-                        acc = fw[0] * r[i * sw]
-                        for j in range(1, K):
-                            acc += fw[j] * r[i * sw + j]
-                        o[i] = acc
-                else:
-                    for i in range(b - a):
+                for i in range(pads.shape[0]):
+                    d = np.uint64(pads[i] * C)
+                    q = srcs[i]
+                    if q >= 0:  # then unsigned: no wraparound check
                         for c in range(C):
-                            acc = fw[0] * r[i * sw * C + c]
+                            rp[d + c] = row[np.uint64(q * C + c)]
+                orow = os_[oh * OW * C : (oh + 1) * OW * C]
+                if c1:  # no one-trip channel loop around the taps: LLVM keeps it scalar
+                    for i in range(OW):
+                        acc = fw[0] * rp[i * sw]
+                        for j in range(1, K):
+                            acc += fw[j] * rp[i * sw + j]
+                        orow[i] = acc
+                else:
+                    for i in range(OW):
+                        for c in range(C):
+                            acc = fw[0] * rp[i * sw * C + c]
                             for j in range(1, K):
-                                acc += fw[j] * r[(i * sw + j) * C + c]
-                            o[i * C + c] = acc
-                for i in range(OW - (b - a)):  # border columns: before a, from b on
-                    ow = i if i < a else i + b - a
-                    for c in range(C):
-                        acc = x.dtype.type(0)
-                        for j in range(K):
-                            q = _src(ow * sw - pw + j, W, mode)
-                            if q >= 0:
-                                acc += fw[j] * row[q * C + c]
-                        orow[ow * C + c] = acc
+                                acc += fw[j] * rp[(i * sw + j) * C + c]
+                            orow[i * C + c] = acc
 
     return blur_fwd
 
