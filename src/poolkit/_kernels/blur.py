@@ -7,8 +7,9 @@ problems have H = 1 and a one-tap vertical filter. Output row ``oh`` reads padde
 a padded position maps to an input position by ``mode``: 0 reflect (``-q``, ``2L-2-q``),
 1 replicate (clamped), 2 zero (dropped). The taps ``fh``/``fw`` are Zhang's normalised
 binomial coefficients, so the 2-D window's weights are ``fh[i]*fw[j]``. Rows are combined
-first (vectorised over W*C), then columns: interior columns without any padding logic, the
-few border columns through the mapping. One task is one sample (or channels-first plane).
+first (vectorised over W*C), then columns: the forward copies the pad columns into a padded
+row buffer so that every output column is a plain window; the backward spreads interior
+columns without any padding logic and the few border columns through the mapping. One task is one sample (or channels-first plane).
 
 The horizontal filter length ``K`` and channels-first ``C1`` are literal in each
 specialisation, so the taps unroll and the C == 1 loops have no channel loop.
