@@ -62,6 +62,8 @@ __all__ = [
     "unpool_backward",
     "polyphase",
     "polyphase_backward",
+    "plan_pool",
+    "PlanMemo",
     "clear_plans",
 ]
 
@@ -116,10 +118,19 @@ def _reduction(name) -> Reduction:
 # Array checks (shared by every front-end).
 
 
+# The native dtypes check_input takes as they are, without integers and with them.
+_FLOATS = frozenset(np.dtype(c) for c in "efd")
+_ACCEPTED = {False: _FLOATS, True: _FLOATS | {np.dtype(c) for c in "bhilqBHILQ"}}
+
+
 def check_input(x, mode="max", name: str = "input", *, op: str = "pool") -> np.ndarray:
     """``x`` as an ndarray of a dtype reduction ``mode`` supports, else InvalidType naming the
     rule. Array-likes are converted; byte-swapped arrays are converted to native order."""
-    red = _reduction(mode)
+    red = REDUCTIONS.get(mode) if type(mode) is str else None  # (the common case first)
+    if red is None:
+        red = _reduction(mode)
+    if type(x) is np.ndarray and x.dtype in _ACCEPTED[red.integers]:
+        return x
     if not isinstance(x, np.ndarray):
         if hasattr(x, "__array__") or isinstance(x, list | tuple):
             try:
@@ -423,7 +434,9 @@ def _run(kernel, n_tasks: int, *args, work: int) -> None:
 class _Launch:
     """The kernel call of a forward pass: ``kernel(x3, o3, [i3,] *consts, lo, hi)`` over task
     ranges of ``range(n_tasks)`` (``i3``, the indices, only when they are asked for), touching
-    ``work`` elements. ``serial``: it runs in the calling thread whatever the thread count."""
+    ``work`` elements. ``kernel`` is a compiled entry point (``Kernel.entry``): every array
+    the plan passes it is C-contiguous by construction. ``serial``: it runs in the calling
+    thread whatever the thread count."""
 
     kernel: object
     n_tasks: int
@@ -433,13 +446,6 @@ class _Launch:
 
     def __post_init__(self):
         object.__setattr__(self, "serial", _threads.runs_serially(self.n_tasks, self.work))
-
-    def __call__(self, *arrays) -> None:
-        if self.serial:
-            self.kernel(*arrays, *self.consts, 0, self.n_tasks)
-        else:
-            _threads.parallel_for(self.kernel, self.n_tasks, *arrays, *self.consts,
-                                  work=self.work)
 
 
 # --------------------------------------------------------------------------------------------
@@ -566,9 +572,10 @@ def _uniform_max(p: _Problem, spec: PoolSpec, init, return_indices: bool) -> _La
     o3 = _out3(p, spec)
     nch = _rows.num_chunks(o3[0] * o3[1] * o3[2])
     if return_indices:
-        return _Launch(_maxk.MAX_FWD_IDX[variant, p.dt], nch,
+        return _Launch(_maxk.MAX_FWD_IDX.entry((variant, p.dt)), nch,
                        (init, geo, lo, hi, first, nch), p.x3.size)
-    return _Launch(_maxk.MAX_FWD[variant, p.dt], nch, (init, geo, lo, hi, nch), p.x3.size)
+    return _Launch(_maxk.MAX_FWD.entry((variant, p.dt)), nch, (init, geo, lo, hi, nch),
+                   p.x3.size)
 
 
 def _uniform_max_backward(p: _Problem, g: np.ndarray, spec: PoolSpec, init) -> np.ndarray:
@@ -603,7 +610,7 @@ def _uniform_avg(p: _Problem, spec: PoolSpec, P: int, p_norm: float, scale: floa
     variant = _variant(geo, p.x3.shape[4], p.dt)
     o3 = _out3(p, spec)
     nch = _rows.num_chunks(o3[0] * o3[1] * o3[2])
-    return _Launch(_avgk.AVG_FWD[variant, P, p.dt], nch,
+    return _Launch(_avgk.AVG_FWD.entry((variant, P, p.dt)), nch,
                    (geo, lo, hi, cnt, p.dt.type(p_norm), p.dt.type(scale), nch), p.x3.size)
 
 
@@ -658,10 +665,11 @@ def _adaptive_reduce(p: _Problem, spec: AdaptiveSpec, red: str, return_indices: 
     o3 = _out3(p, spec)
     c1 = p.x3.shape[4] == 1
     if red == "avg" and all(o == 1 for o in spec.out_size):  # global: a plane mean
-        return _Launch(_wink.PLANE_MEAN[c1, p.dt], o3[0], (), p.x3.size)
+        return _Launch(_wink.PLANE_MEAN.entry((c1, p.dt)), o3[0], (), p.x3.size)
     start, count = _adaptive_tables(spec)
     kind = _wink.RED_SUM if red == "avg" else _wink.RED_MAX
-    return _Launch(_wink.WIN_FWD[kind, return_indices, c1, p.dt], o3[0] * o3[1] * o3[2],
+    return _Launch(_wink.WIN_FWD.entry((kind, return_indices, c1, p.dt)),
+                   o3[0] * o3[1] * o3[2],
                    (start, count) if return_indices else (_NO_INDEX, start, count), p.x3.size)
 
 
@@ -700,7 +708,7 @@ def _fractional_max(p: _Problem, spec: FractionalSpec, return_indices: bool) -> 
     k3 = np.array((1,) * (3 - spec.rank) + tuple(spec.window), np.int64)
     kd, kh, kw = _frack.literal_window(tuple(int(v) for v in k3))
     starts = np.ascontiguousarray(spec.starts)
-    return _Launch(_frack.FRAC_FWD[kd, kh, kw, return_indices, p.x3.shape[4] == 1, p.dt],
+    return _Launch(_frack.FRAC_FWD.entry((kd, kh, kw, return_indices, p.x3.shape[4] == 1, p.dt)),
                    p.x3.shape[0], (starts, k3) if return_indices else (_NO_INDEX, starts, k3),
                    p.x3.size)
 
@@ -725,7 +733,8 @@ def _blur_tables(spec: BlurSpec, dt: np.dtype):
 def _blur(p: _Problem, spec: BlurSpec) -> _Launch:
     fh, fw, geo = _blur_tables(spec, p.dt)
     S = spec.stride[-1] if spec.stride[-1] == 2 else 0  # BlurPool's stride: literal
-    return _Launch(_blurk.BLUR_FWD[spec.filt, S, p.x3.shape[4] == 1, p.dt], _out3(p, spec)[0],
+    return _Launch(_blurk.BLUR_FWD.entry((spec.filt, S, p.x3.shape[4] == 1, p.dt)),
+                   _out3(p, spec)[0],
                    (fh, fw, geo), p.x3.size)
 
 
@@ -775,6 +784,16 @@ def pool(
     over the input's spatial dims, shaped like the output. ``p`` is the LP norm (> 0, inf
     allowed) and ``scale`` the LP scale (PyTorch multiplies the mean by the window size).
     """
+    return plan_pool(x, spec, mode, channels_last=channels_last, return_indices=return_indices,
+                     p=p, scale=scale, run=True)
+
+
+def plan_pool(x, spec, mode="max", *, channels_last=False, return_indices=False, p=None,
+              scale=1.0, run: bool = False):
+    """The plan :func:`pool` runs for these arguments (checked as :func:`pool` checks them),
+    or None where pool keeps no plan; with ``run``, pool's result instead. For front-ends
+    that memoise their own calls: ``plan.run(x)`` is ``pool(x, ...)`` for every array of
+    x's shape, strides and dtype."""
     key = None
     if type(x) is np.ndarray and type(spec) in _PLANNED_SPECS:
         # Everything the checks and the plan depend on. The spec by identity (a plan keeps
@@ -783,13 +802,11 @@ def pool(
         key = (id(spec), mode, channels_last, return_indices, p, type(p), scale, type(scale),
                x.shape, x.strides, x.dtype)
         try:
-            plan = _PLANS.get(key)
+            plan = PLANS.get(key)
         except TypeError:  # an unhashable argument: the checks below say what is wrong
             plan = key = None
         if plan is not None:
-            if plan.n_bytes > _RECHECK_BYTES:  # the process's memory limit may have changed
-                _check_spec(x, spec, _reduction(mode), channels_last)
-            return plan.run(x)
+            return plan.run(x) if run else plan
     red = _reduction(mode)
     n_bytes = _check_spec(x, spec, red, channels_last)
     checked = check_input(x, red, "x", op="pool")
@@ -801,10 +818,11 @@ def pool(
             return pool(np.abs(checked), spec, "max", channels_last=channels_last,
                         return_indices=return_indices)
     prob = _Problem(checked, channels_last, _flip_order if red.name == "min" else None)
-    plan = _Plan(prob, spec, red.name, return_indices, p, scale, n_bytes)
-    if key is not None and checked is x:  # (a byte-swapped x was converted: not planned)
-        _remember(key, plan)
-    return plan.finish(*plan.compute(prob.x3))
+    plan = _Plan(prob, spec, red, return_indices, p, scale, n_bytes)
+    if key is None or checked is not x:  # (a byte-swapped x was converted: not planned)
+        return plan.finish(*plan.compute(prob.x3)) if run else None
+    PLANS.put(key, plan)
+    return plan.finish(*plan.compute(prob.x3)) if run else plan
 
 
 # --------------------------------------------------------------------------------------------
@@ -820,34 +838,41 @@ class _Plan:
     tables and the layout logic cost ~8 us against ~1 us of kernel on a small input).
     Nothing in a plan depends on the thread count (see :class:`_Launch`)."""
 
-    __slots__ = ("spec", "how", "channels_last", "cl", "flip", "dt", "transform", "x3_shape",
-                 "out_shape", "o3_shape", "indices", "negate", "out_dtype", "launch",
-                 "n_bytes")
+    __slots__ = ("spec", "red", "how", "channels_last", "cl", "flip", "dt", "transform",
+                 "x3_shape", "out_shape", "o3_shape", "indices", "negate", "out_dtype",
+                 "launch", "n_bytes", "as_is", "plain_out")
 
-    def __init__(self, prob: _Problem, spec, red: str, return_indices, p_norm, scale,
+    def __init__(self, prob: _Problem, spec, red: Reduction, return_indices, p_norm, scale,
                  n_bytes: int = 0):
-        self.spec = spec
+        self.spec, self.red = spec, red
         self.how, self.channels_last, self.cl, self.flip = (prob.how, prob.channels_last,
                                                            prob.cl, prob.flip)
         self.dt, self.transform, self.x3_shape = prob.dt, prob.transform, prob.x3.shape
         self.out_shape = _shape_with(prob.v.shape, spec.out_size, prob.cl)
         self.o3_shape = _lift_shape(self.out_shape, prob.cl)
         self.indices = bool(return_indices)
-        self.negate = red == "min"
+        self.negate = red.name == "min"
         self.out_dtype = prob.x.dtype
         self.n_bytes = n_bytes
-        self.launch = (_forward_launch(prob, spec, red, self.indices, p_norm, scale)
+        self.launch = (_forward_launch(prob, spec, red.name, self.indices, p_norm, scale)
                        if math.prod(self.out_shape) else None)
+        # The common case, decided once: the input is the kernel view, the output the result.
+        self.as_is = prob.how == _AS_IS and prob.dt == prob.x.dtype and prob.transform is None
+        self.plain_out = not self.negate and not self.flip and self.dt == self.out_dtype
 
     def compute(self, x3: np.ndarray):
         """(output, indices or None) in the kernel layout, from the lifted kernel view."""
         out = np.empty(self.out_shape, self.dt)
         idx = np.empty(self.out_shape, np.int64) if self.indices else None
-        if self.launch is not None:
-            if idx is None:
-                self.launch(x3, out.reshape(self.o3_shape))
+        launch = self.launch
+        if launch is not None:
+            arrays = ((x3, out.reshape(self.o3_shape)) if idx is None else
+                      (x3, out.reshape(self.o3_shape), idx.reshape(self.o3_shape)))
+            if launch.serial:
+                launch.kernel(*arrays, *launch.consts, 0, launch.n_tasks)
             else:
-                self.launch(x3, out.reshape(self.o3_shape), idx.reshape(self.o3_shape))
+                _threads.parallel_for(launch.kernel, launch.n_tasks, *arrays, *launch.consts,
+                                      work=launch.work)
         return out, idx
 
     def finish(self, out: np.ndarray, idx):
@@ -860,8 +885,13 @@ class _Plan:
         return out, _back(idx, np.int64, self.flip, self.cl)
 
     def run(self, x: np.ndarray):
-        v = _prepared(x, self.how, self.channels_last, self.dt, self.transform)
-        return self.finish(*self.compute(v.reshape(self.x3_shape)))
+        """``pool``'s result for ``x`` (of the shape, strides and dtype planned for)."""
+        if self.n_bytes > _RECHECK_BYTES:  # the process's memory limit may have changed
+            _check_spec(x, self.spec, self.red, self.channels_last)
+        v = x if self.as_is else _prepared(x, self.how, self.channels_last, self.dt,
+                                           self.transform)
+        out, idx = self.compute(v.reshape(self.x3_shape))
+        return out if self.plain_out and idx is None else self.finish(out, idx)
 
 
 def _forward_launch(p: _Problem, spec, red: str, return_indices: bool, p_norm,
@@ -883,29 +913,50 @@ def _forward_launch(p: _Problem, spec, red: str, return_indices: bool, p_norm,
     return _blur(p, spec)
 
 
+class PlanMemo:
+    """Plans of checked calls by call key, at most ``maxsize`` (the oldest dropped first).
+    ``get(key)`` is the dict's own (a TypeError for an unhashable key); every memo is emptied
+    by :func:`clear_plans`."""
+
+    def __init__(self, maxsize: int = 256):
+        self.maxsize = maxsize
+        self._plans: dict = {}
+        self._lock = threading.Lock()
+        self.get = self._plans.get
+        _MEMOS.append(self)
+
+    def put(self, key, value) -> None:
+        with self._lock:
+            while len(self._plans) >= max(self.maxsize, 1):
+                del self._plans[next(iter(self._plans))]
+            self._plans[key] = value
+
+    def clear(self) -> None:
+        with self._lock:
+            self._plans.clear()
+
+    def __len__(self) -> int:
+        return len(self._plans)
+
+    def __contains__(self, key) -> bool:
+        return key in self._plans
+
+
+_MEMOS: list[PlanMemo] = []
 # Fractional specs are not planned: their window starts are not part of their identity
 # as a key (and a new spec is drawn for nearly every call).
 _PLANNED_SPECS = (PoolSpec, AdaptiveSpec, BlurSpec)
-#: call key -> _Plan, the oldest dropped first beyond _PLANS_MAX.
-_PLANS: dict[tuple, _Plan] = {}
-_PLANS_MAX = 256
-_plans_lock = threading.Lock()
+#: pool's call key -> _Plan.
+PLANS = PlanMemo()
 # Outputs this large re-check the memory limit on every call (a plan's memory check passed
 # once; smaller outputs fit under any limit a running interpreter has).
 _RECHECK_BYTES = 1 << 24
 
 
-def _remember(key: tuple, plan: _Plan) -> None:
-    with _plans_lock:
-        while len(_PLANS) >= _PLANS_MAX:
-            del _PLANS[next(iter(_PLANS))]
-        _PLANS[key] = plan
-
-
 def clear_plans() -> None:
     """Forget every memoised plan (they are rebuilt, after the checks, on the next calls)."""
-    with _plans_lock:
-        _PLANS.clear()
+    for memo in _MEMOS:
+        memo.clear()
 
 
 def pool_backward(
@@ -956,10 +1007,10 @@ def pool_backward(
         if red.name == "avg":
             gx = _adaptive_avg_backward(prob, g, spec)
         else:
-            _, idx = _Plan(prob, spec, "max", True, None, 1.0).compute(prob.x3)
+            _, idx = _Plan(prob, spec, REDUCTIONS["max"], True, None, 1.0).compute(prob.x3)
             gx = _scatter_backward(prob, g, idx)
     elif isinstance(spec, FractionalSpec):
-        _, idx = _Plan(prob, spec, "max", True, None, 1.0).compute(prob.x3)
+        _, idx = _Plan(prob, spec, REDUCTIONS["max"], True, None, 1.0).compute(prob.x3)
         gx = _scatter_backward(prob, g, idx)
     else:
         gx = _blur_backward(prob, g, spec)
