@@ -287,3 +287,20 @@ def test_unplanned_calls_still_compute():
                                       PF.max_pool2d(a, 2))
         blur = blur_spec((8, 8), 2, 2, "zero", op="t")
         np.testing.assert_allclose(engine.pool(a, blur, "blur"), PF.avg_pool2d(a, 2))
+
+
+def test_poolkit_torch_warm_calls_equal_cold_ones_and_torch():
+    torch = pytest.importorskip("torch")
+    import poolkit.torch as pt
+
+    g = torch.Generator().manual_seed(8)
+    x = torch.randn(2, 3, 8, 6, generator=g)
+    inputs = [x, x.contiguous(memory_format=torch.channels_last), x[..., ::2], x.double()]
+    for t in inputs:
+        engine.clear_plans()
+        cold = pt.functional.max_pool2d(t, 2, return_indices=True)
+        warm = pt.functional.max_pool2d(t, 2, return_indices=True)
+        want = torch.nn.functional.max_pool2d(t, 2, return_indices=True)
+        for c, w, r in zip(cold, warm, want, strict=True):
+            assert torch.equal(c, w) and torch.equal(w, r)
+            assert c.stride() == w.stride() == r.stride() and w.dtype == r.dtype
