@@ -62,9 +62,6 @@ __all__ = [
     "unpool_backward",
     "polyphase",
     "polyphase_backward",
-    "plan_pool",
-    "PlanMemo",
-    "clear_plans",
 ]
 
 
