@@ -21,7 +21,8 @@ import numbers
 import os
 import threading
 
-__all__ = ["get_num_threads", "set_num_threads", "parallel_for", "max_threads"]
+__all__ = ["get_num_threads", "set_num_threads", "parallel_for", "runs_serially",
+           "max_threads"]
 
 # Below this much work (in elements touched, ~0.1 ms of pooling) a call runs in the calling
 # thread: handing a range to another thread costs 15-100 us (more on a busy machine).
@@ -124,6 +125,12 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
+def runs_serially(n_tasks: int, work: int | None) -> bool:
+    """Whether :func:`parallel_for` runs these tasks in the calling thread whatever the thread
+    count (one task at most, or less work than a hand-over costs)."""
+    return n_tasks <= 1 or (work is not None and work < MIN_PARALLEL_WORK)
+
+
 def parallel_for(kernel, n_tasks: int, *args, work: int | None = None) -> None:
     """Call ``kernel(*args, lo, hi)`` on consecutive ranges covering ``range(n_tasks)``.
 
@@ -133,9 +140,7 @@ def parallel_for(kernel, n_tasks: int, *args, work: int | None = None) -> None:
     release the GIL and its tasks must write disjoint memory. An exception raised by any range
     is re-raised after every range has finished.
     """
-    parts = min(_num_threads, n_tasks)
-    if work is not None and work < MIN_PARALLEL_WORK:
-        parts = 1
+    parts = 1 if runs_serially(n_tasks, work) else min(_num_threads, n_tasks)
     if parts > 1 and not _busy.acquire(blocking=False):
         parts = 1  # another thread's call has the workers: no oversubscription
     if parts <= 1:

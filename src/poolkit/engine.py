@@ -26,7 +26,8 @@ from __future__ import annotations
 import functools
 import math
 import os
-from dataclasses import dataclass
+import threading
+from dataclasses import dataclass, field
 
 try:
     import resource
@@ -114,10 +115,19 @@ def _reduction(name) -> Reduction:
 # Array checks (shared by every front-end).
 
 
+# The native dtypes check_input takes as they are, without integers and with them.
+_FLOATS = frozenset(np.dtype(c) for c in "efd")
+_ACCEPTED = {False: _FLOATS, True: _FLOATS | {np.dtype(c) for c in "bhilqBHILQ"}}
+
+
 def check_input(x, mode="max", name: str = "input", *, op: str = "pool") -> np.ndarray:
     """``x`` as an ndarray of a dtype reduction ``mode`` supports, else InvalidType naming the
     rule. Array-likes are converted; byte-swapped arrays are converted to native order."""
-    red = _reduction(mode)
+    red = REDUCTIONS.get(mode) if type(mode) is str else None  # (the common case first)
+    if red is None:
+        red = _reduction(mode)
+    if type(x) is np.ndarray and x.dtype in _ACCEPTED[red.integers]:
+        return x
     if not isinstance(x, np.ndarray):
         if hasattr(x, "__array__") or isinstance(x, list | tuple):
             try:
@@ -180,10 +190,10 @@ def check_grad(grad, x: np.ndarray, out_shape: tuple, *, op: str) -> np.ndarray:
     return grad
 
 
-def _check_spec(x, spec, red: Reduction, channels_last: bool) -> None:
+def _check_spec(x, spec, red: Reduction, channels_last: bool) -> int:
     """Refuse what the kernels cannot honour: the engine is public, so it re-checks what the
     front-ends have checked: the array against the spec here, the spec itself once per spec
-    (memoised: a spec is immutable)."""
+    (memoised: a spec is immutable). Returns the bytes the output needs, as checked."""
     if not isinstance(x, np.ndarray):
         raise InvalidType(f"pool: x must be a NumPy array, got {type(x).__name__}")
     if not isinstance(spec, red.specs):
@@ -212,8 +222,10 @@ def _check_spec(x, spec, red: Reduction, channels_last: bool) -> None:
     if isinstance(spec, FractionalSpec) and spec.starts.shape[0] != planes:
         raise InvalidValue(f"pool: fractional spec does not fit {planes} planes: {spec}")
     # The output, its indices and the per-dim window tables.
-    check_memory(planes * math.prod(spec.out_size) * 16 + 32 * sum(spec.out_size),
-                 f"an output of spatial size {tuple(spec.out_size)} for {planes} planes", "pool")
+    n_bytes = planes * math.prod(spec.out_size) * 16 + 32 * sum(spec.out_size)
+    check_memory(n_bytes, f"an output of spatial size {tuple(spec.out_size)} for {planes} "
+                          f"planes", "pool")
+    return n_bytes
 
 
 def memory_limit() -> int:
@@ -304,24 +316,41 @@ def _perm_to_cf(nd: int) -> tuple[int, ...]:
     return (0, nd - 1, *range(1, nd - 1))
 
 
-def _kernel_view(x: np.ndarray, channels_last: bool):
-    """(view, use_cl_kernel): a C-contiguous view of x in the layout of its memory."""
-    nd = x.ndim
+# How an array reaches the kernels (a function of its shape and strides only, so a plan can
+# keep it): as it is, as its transpose into the other layout, or as a C-contiguous copy.
+_AS_IS, _TRANSPOSED, _COPIED = 0, 1, 2
+
+
+def _view_kind(x: np.ndarray, channels_last: bool) -> tuple[int, bool]:
+    """(how, use_cl_kernel): how x becomes a C-contiguous array in the layout of its memory."""
     if x.flags.c_contiguous:
-        return x, channels_last
-    alt = x.transpose(_perm_to_cl(nd) if not channels_last else _perm_to_cf(nd))
+        return _AS_IS, channels_last
+    alt = x.transpose(_perm_to_cl(x.ndim) if not channels_last else _perm_to_cf(x.ndim))
     if alt.flags.c_contiguous and x.size > 0:
-        return alt, not channels_last
-    return np.ascontiguousarray(x), channels_last
+        return _TRANSPOSED, not channels_last
+    return _COPIED, channels_last
+
+
+def _kernel_view(x: np.ndarray, how: int, channels_last: bool) -> np.ndarray:
+    if how == _AS_IS:
+        return x
+    if how == _TRANSPOSED:
+        return x.transpose(_perm_to_cl(x.ndim) if not channels_last else _perm_to_cf(x.ndim))
+    return np.ascontiguousarray(x)
+
+
+def _lift_shape(shape: tuple, cl: bool) -> tuple:
+    """(N, C, *sp) -> (N*C, D, H, W, 1); (N, *sp, C) -> (N, D, H, W, C)."""
+    if cl:
+        sp = shape[1:-1]
+        return (shape[0],) + (1,) * (3 - len(sp)) + sp + (shape[-1],)
+    sp = shape[2:]
+    return (shape[0] * shape[1],) + (1,) * (3 - len(sp)) + sp + (1,)
 
 
 def _lift_array(v: np.ndarray, cl: bool) -> np.ndarray:
-    """C-contiguous (N, C, *sp) -> (N*C, D, H, W, 1); (N, *sp, C) -> (N, D, H, W, C)."""
-    if cl:
-        sp = v.shape[1:-1]
-        return v.reshape((v.shape[0],) + (1,) * (3 - len(sp)) + sp + (v.shape[-1],))
-    sp = v.shape[2:]
-    return v.reshape((v.shape[0] * v.shape[1],) + (1,) * (3 - len(sp)) + sp + (1,))
+    """A C-contiguous array in the kernels' 5-D shape (see :func:`_lift_shape`)."""
+    return v.reshape(_lift_shape(v.shape, cl))
 
 
 def _shape_with(shape: tuple, spatial: tuple, cl: bool) -> tuple:
@@ -352,13 +381,11 @@ class _Problem:
     dtype, ``x3`` its 5-D lifted view, ``cl`` the kernel layout."""
 
     def __init__(self, x: np.ndarray, channels_last: bool, transform=None):
-        v, cl = _kernel_view(x, channels_last)
+        how, cl = _view_kind(x, channels_last)
         dt = _compute_dtype(x.dtype)
-        if v.dtype != dt:
-            v = v.astype(dt)
-        if transform is not None:
-            v = transform(v)
+        v = _prepared(x, how, channels_last, dt, transform)
         self.x, self.v, self.cl, self.dt = x, v, cl, dt
+        self.how, self.channels_last, self.transform = how, channels_last, transform
         self.flip = cl != channels_last
         self.x3 = _lift_array(v, cl)
 
@@ -375,16 +402,47 @@ class _Problem:
 
     def back(self, a: np.ndarray, dtype=None) -> np.ndarray:
         """A kernel-layout result in the caller's layout (and ``dtype``, default x's)."""
-        dtype = self.x.dtype if dtype is None else dtype
-        if a.dtype != dtype:
-            a = a.astype(dtype)
-        if self.flip:
-            a = a.transpose(_perm_to_cf(a.ndim) if self.cl else _perm_to_cl(a.ndim))
-        return a
+        return _back(a, self.x.dtype if dtype is None else dtype, self.flip, self.cl)
+
+
+def _prepared(x: np.ndarray, how: int, channels_last: bool, dt: np.dtype, transform):
+    """x as the kernels read it: C-contiguous in its memory's layout, in the compute dtype."""
+    v = _kernel_view(x, how, channels_last)
+    if v.dtype != dt:
+        v = v.astype(dt)
+    if transform is not None:
+        v = transform(v)
+    return v
+
+
+def _back(a: np.ndarray, dtype: np.dtype, flip: bool, cl: bool) -> np.ndarray:
+    if a.dtype != dtype:
+        a = a.astype(dtype)
+    if flip:
+        a = a.transpose(_perm_to_cf(a.ndim) if cl else _perm_to_cl(a.ndim))
+    return a
 
 
 def _run(kernel, n_tasks: int, *args, work: int) -> None:
     _threads.parallel_for(kernel, n_tasks, *args, work=work)
+
+
+@dataclass(frozen=True, eq=False)
+class _Launch:
+    """The kernel call of a forward pass: ``kernel(x3, o3, [i3,] *consts, lo, hi)`` over task
+    ranges of ``range(n_tasks)`` (``i3``, the indices, only when they are asked for), touching
+    ``work`` elements. ``kernel`` is a compiled entry point (``Kernel.entry``): every array
+    the plan passes it is C-contiguous by construction. ``serial``: it runs in the calling
+    thread whatever the thread count."""
+
+    kernel: object
+    n_tasks: int
+    consts: tuple
+    work: int
+    serial: bool = field(init=False)
+
+    def __post_init__(self):
+        object.__setattr__(self, "serial", _threads.runs_serially(self.n_tasks, self.work))
 
 
 # --------------------------------------------------------------------------------------------
@@ -485,10 +543,6 @@ def _variant(geo: np.ndarray, channels: int, dt: np.dtype) -> int:
     return _rows.variant(int(geo[2, 0]), int(geo[2, 1]), int(geo[2, 2]), channels, dt == np.float32)
 
 
-def _n_chunks(out3: np.ndarray) -> int:
-    return _rows.num_chunks(out3.shape[0] * out3.shape[1] * out3.shape[2])
-
-
 def _empty_value(dtype: np.dtype, largest: bool):
     """The value of a window that reads no input: -inf (or the dtype's minimum) for max, +inf
     (or the maximum) for min."""
@@ -504,23 +558,21 @@ def _flip_order(v: np.ndarray) -> np.ndarray:
     return np.negative(v) if v.dtype.kind == "f" else np.invert(v)
 
 
-def _uniform_max(p: _Problem, spec: PoolSpec, init, return_indices: bool):
+def _out3(p: _Problem, spec) -> tuple:
+    """The 5-D kernel shape of the output of ``spec`` on ``p``."""
+    return _lift_shape(_shape_with(p.v.shape, spec.out_size, p.cl), p.cl)
 
-    out = p.empty(spec.out_size)
-    idx = p.empty(spec.out_size, np.int64) if return_indices else None
-    if out.size:
-        o3 = _lift_array(out, p.cl)
-        geo, lo, hi, first, _, _ = _tables(spec)
-        variant = _variant(geo, p.x3.shape[4], p.dt)
-        nch = _n_chunks(o3)
-        if return_indices:
-            k = _maxk.MAX_FWD_IDX[variant, p.dt]
-            _run(k, nch, p.x3, o3, _lift_array(idx, p.cl), init, geo, lo, hi, first, nch,
-                 work=p.x3.size)
-        else:
-            _run(_maxk.MAX_FWD[variant, p.dt], nch, p.x3, o3, init, geo, lo, hi, nch,
-                 work=p.x3.size)
-    return out, idx
+
+def _uniform_max(p: _Problem, spec: PoolSpec, init, return_indices: bool) -> _Launch:
+    geo, lo, hi, first, _, _ = _tables(spec)
+    variant = _variant(geo, p.x3.shape[4], p.dt)
+    o3 = _out3(p, spec)
+    nch = _rows.num_chunks(o3[0] * o3[1] * o3[2])
+    if return_indices:
+        return _Launch(_maxk.MAX_FWD_IDX.entry((variant, p.dt)), nch,
+                       (init, geo, lo, hi, first, nch), p.x3.size)
+    return _Launch(_maxk.MAX_FWD.entry((variant, p.dt)), nch, (init, geo, lo, hi, nch),
+                   p.x3.size)
 
 
 def _uniform_max_backward(p: _Problem, g: np.ndarray, spec: PoolSpec, init) -> np.ndarray:
@@ -550,17 +602,13 @@ def _power(p_norm) -> int:
     return 1 if p_norm == 1 else 2 if p_norm == 2 else 3
 
 
-def _uniform_avg(p: _Problem, spec: PoolSpec, P: int, p_norm: float, scale: float):
-
-    out = p.empty(spec.out_size)
-    if out.size:
-        o3 = _lift_array(out, p.cl)
-        geo, lo, hi, _, _, cnt = _tables(spec, p.dt)
-        variant = _variant(geo, p.x3.shape[4], p.dt)
-        nch = _n_chunks(o3)
-        _run(_avgk.AVG_FWD[variant, P, p.dt], nch, p.x3, o3, geo, lo, hi, cnt,
-             p.dt.type(p_norm), p.dt.type(scale), nch, work=p.x3.size)
-    return out
+def _uniform_avg(p: _Problem, spec: PoolSpec, P: int, p_norm: float, scale: float) -> _Launch:
+    geo, lo, hi, _, _, cnt = _tables(spec, p.dt)
+    variant = _variant(geo, p.x3.shape[4], p.dt)
+    o3 = _out3(p, spec)
+    nch = _rows.num_chunks(o3[0] * o3[1] * o3[2])
+    return _Launch(_avgk.AVG_FWD.entry((variant, P, p.dt)), nch,
+                   (geo, lo, hi, cnt, p.dt.type(p_norm), p.dt.type(scale), nch), p.x3.size)
 
 
 def _uniform_avg_backward(p: _Problem, g: np.ndarray, spec: PoolSpec) -> np.ndarray:
@@ -606,27 +654,20 @@ def _small_uniform(spec: AdaptiveSpec) -> PoolSpec | None:
 
 
 def _adaptive_reduce(p: _Problem, spec: AdaptiveSpec, red: str, return_indices: bool):
-
     small = _small_uniform(spec)
     if small is not None:
         if red == "avg":
-            return _uniform_avg(p, small, 0, 1.0, 1.0), None
+            return _uniform_avg(p, small, 0, 1.0, 1.0)
         return _uniform_max(p, small, p.dt.type(_empty_value(p.dt, False)), return_indices)
-    out = p.empty(spec.out_size)
-    idx = p.empty(spec.out_size, np.int64) if return_indices else None
-    if out.size:
-        o3 = _lift_array(out, p.cl)
-        c1 = p.x3.shape[4] == 1
-        if red == "avg" and all(o == 1 for o in spec.out_size):  # global: a plane mean
-            _run(_wink.PLANE_MEAN[c1, p.dt], o3.shape[0], p.x3, o3, work=p.x3.size)
-            return out, idx
-        start, count = _adaptive_tables(spec)
-        rows = o3.shape[0] * o3.shape[1] * o3.shape[2]
-        kind = _wink.RED_SUM if red == "avg" else _wink.RED_MAX
-        i3 = _lift_array(idx, p.cl) if return_indices else _NO_INDEX
-        _run(_wink.WIN_FWD[kind, return_indices, c1, p.dt], rows, p.x3, o3, i3, start, count,
-             work=p.x3.size)
-    return out, idx
+    o3 = _out3(p, spec)
+    c1 = p.x3.shape[4] == 1
+    if red == "avg" and all(o == 1 for o in spec.out_size):  # global: a plane mean
+        return _Launch(_wink.PLANE_MEAN.entry((c1, p.dt)), o3[0], (), p.x3.size)
+    start, count = _adaptive_tables(spec)
+    kind = _wink.RED_SUM if red == "avg" else _wink.RED_MAX
+    return _Launch(_wink.WIN_FWD.entry((kind, return_indices, c1, p.dt)),
+                   o3[0] * o3[1] * o3[2],
+                   (start, count) if return_indices else (_NO_INDEX, start, count), p.x3.size)
 
 
 def _scatter_backward(p: _Problem, g: np.ndarray, idx: np.ndarray) -> np.ndarray:
@@ -660,19 +701,13 @@ def _adaptive_avg_backward(p: _Problem, g: np.ndarray, spec: AdaptiveSpec) -> np
     return gx
 
 
-def _fractional_max(p: _Problem, spec: FractionalSpec, return_indices: bool):
-
-    out = p.empty(spec.out_size)
-    idx = p.empty(spec.out_size, np.int64) if return_indices else None
-    if out.size:
-        o3 = _lift_array(out, p.cl)
-        k3 = np.array((1,) * (3 - spec.rank) + tuple(spec.window), np.int64)
-        kd, kh, kw = _frack.literal_window(tuple(int(v) for v in k3))
-        i3 = _lift_array(idx, p.cl) if return_indices else _NO_INDEX
-        _run(_frack.FRAC_FWD[kd, kh, kw, return_indices, p.x3.shape[4] == 1, p.dt],
-             p.x3.shape[0], p.x3, o3, i3,
-             np.ascontiguousarray(spec.starts), k3, work=p.x3.size)
-    return out, idx
+def _fractional_max(p: _Problem, spec: FractionalSpec, return_indices: bool) -> _Launch:
+    k3 = np.array((1,) * (3 - spec.rank) + tuple(spec.window), np.int64)
+    kd, kh, kw = _frack.literal_window(tuple(int(v) for v in k3))
+    starts = np.ascontiguousarray(spec.starts)
+    return _Launch(_frack.FRAC_FWD.entry((kd, kh, kw, return_indices, p.x3.shape[4] == 1, p.dt)),
+                   p.x3.shape[0], (starts, k3) if return_indices else (_NO_INDEX, starts, k3),
+                   p.x3.size)
 
 
 # --------------------------------------------------------------------------------------------
@@ -692,16 +727,12 @@ def _blur_tables(spec: BlurSpec, dt: np.dtype):
     return fh, taps, geo
 
 
-def _blur(p: _Problem, spec: BlurSpec) -> np.ndarray:
-
-    out = p.empty(spec.out_size)
-    if out.size:
-        o3 = _lift_array(out, p.cl)
-        fh, fw, geo = _blur_tables(spec, p.dt)
-        S = spec.stride[-1] if spec.stride[-1] == 2 else 0  # BlurPool's stride: literal
-        _run(_blurk.BLUR_FWD[spec.filt, S, p.x3.shape[4] == 1, p.dt], o3.shape[0], p.x3, o3, fh,
-             fw, geo, work=p.x3.size)
-    return out
+def _blur(p: _Problem, spec: BlurSpec) -> _Launch:
+    fh, fw, geo = _blur_tables(spec, p.dt)
+    S = spec.stride[-1] if spec.stride[-1] == 2 else 0  # BlurPool's stride: literal
+    return _Launch(_blurk.BLUR_FWD.entry((spec.filt, S, p.x3.shape[4] == 1, p.dt)),
+                   _out3(p, spec)[0],
+                   (fh, fw, geo), p.x3.size)
 
 
 def _blur_backward(p: _Problem, g: np.ndarray, spec: BlurSpec) -> np.ndarray:
@@ -750,41 +781,179 @@ def pool(
     over the input's spatial dims, shaped like the output. ``p`` is the LP norm (> 0, inf
     allowed) and ``scale`` the LP scale (PyTorch multiplies the mean by the window size).
     """
+    return plan_pool(x, spec, mode, channels_last=channels_last, return_indices=return_indices,
+                     p=p, scale=scale, run=True)
+
+
+def plan_pool(x, spec, mode="max", *, channels_last=False, return_indices=False, p=None,
+              scale=1.0, run: bool = False):
+    """The plan :func:`pool` runs for these arguments (checked as :func:`pool` checks them),
+    or None where pool keeps no plan; with ``run``, pool's result instead. For front-ends
+    that memoise their own calls: ``plan.run(x)`` is ``pool(x, ...)`` for every array of
+    x's shape, strides and dtype."""
+    key = None
+    if type(x) is np.ndarray and type(spec) in _PLANNED_SPECS:
+        # Everything the checks and the plan depend on. The spec by identity (a plan keeps
+        # its spec alive, so the id stays its own): equal specs of other types, say floats
+        # for ints, must still meet the checks. p and scale with their types: True == 1.
+        key = (id(spec), mode, channels_last, return_indices, p, type(p), scale, type(scale),
+               x.shape, x.strides, x.dtype)
+        try:
+            plan = PLANS.get(key)
+        except TypeError:  # an unhashable argument: the checks below say what is wrong
+            plan = key = None
+        if plan is not None:
+            return plan.run(x) if run else plan
     red = _reduction(mode)
-    _check_spec(x, spec, red, channels_last)
-    x = check_input(x, red, "x", op="pool")
+    n_bytes = _check_spec(x, spec, red, channels_last)
+    checked = check_input(x, red, "x", op="pool")
     if return_indices and not red.indices:
         raise InvalidValue(f"pool: return_indices needs max or min pooling, got {red.name!r}")
     if red.name == "lp":
         p = _check_norm(p)
         if math.isinf(p):  # max |x|, its index the argmax of |x|
-            return pool(np.abs(x), spec, "max", channels_last=channels_last,
+            return pool(np.abs(checked), spec, "max", channels_last=channels_last,
                         return_indices=return_indices)
-    flip = red.name == "min"
-    prob = _Problem(x, channels_last, _flip_order if flip else None)
-    idx = None
+    prob = _Problem(checked, channels_last, _flip_order if red.name == "min" else None)
+    plan = _Plan(prob, spec, red, return_indices, p, scale, n_bytes)
+    if key is None or checked is not x:  # (a byte-swapped x was converted: not planned)
+        return plan.finish(*plan.compute(prob.x3)) if run else None
+    PLANS.put(key, plan)
+    return plan.finish(*plan.compute(prob.x3)) if run else plan
+
+
+# --------------------------------------------------------------------------------------------
+# Plans: a forward call with everything but the values decided, memoised per call key.
+
+
+class _Plan:
+    """How :func:`pool` computes its result for one array shape, strides and dtype, one spec
+    and one set of arguments, after the checks passed: the kernel view of the input, the
+    kernel call with its tables, the output's shape and layout. :func:`pool` runs every call
+    through a plan and keeps the plans of checked calls (:data:`_PLANS`), so that a repeated
+    call is a key, a dict lookup, an allocation and the kernel (the checks, the spec's
+    tables and the layout logic cost ~8 us against ~1 us of kernel on a small input).
+    Nothing in a plan depends on the thread count (see :class:`_Launch`)."""
+
+    __slots__ = ("spec", "red", "how", "channels_last", "cl", "flip", "dt", "transform",
+                 "x3_shape", "out_shape", "o3_shape", "indices", "negate", "out_dtype",
+                 "launch", "n_bytes", "as_is", "plain_out")
+
+    def __init__(self, prob: _Problem, spec, red: Reduction, return_indices, p_norm, scale,
+                 n_bytes: int = 0):
+        self.spec, self.red = spec, red
+        self.how, self.channels_last, self.cl, self.flip = (prob.how, prob.channels_last,
+                                                           prob.cl, prob.flip)
+        self.dt, self.transform, self.x3_shape = prob.dt, prob.transform, prob.x3.shape
+        self.out_shape = _shape_with(prob.v.shape, spec.out_size, prob.cl)
+        self.o3_shape = _lift_shape(self.out_shape, prob.cl)
+        self.indices = bool(return_indices)
+        self.negate = red.name == "min"
+        self.out_dtype = prob.x.dtype
+        self.n_bytes = n_bytes
+        self.launch = (_forward_launch(prob, spec, red.name, self.indices, p_norm, scale)
+                       if math.prod(self.out_shape) else None)
+        # The common case, decided once: the input is the kernel view, the output the result.
+        self.as_is = prob.how == _AS_IS and prob.dt == prob.x.dtype and prob.transform is None
+        self.plain_out = not self.negate and not self.flip and self.dt == self.out_dtype
+
+    def compute(self, x3: np.ndarray):
+        """(output, indices or None) in the kernel layout, from the lifted kernel view."""
+        out = np.empty(self.out_shape, self.dt)
+        idx = np.empty(self.out_shape, np.int64) if self.indices else None
+        launch = self.launch
+        if launch is not None:
+            arrays = ((x3, out.reshape(self.o3_shape)) if idx is None else
+                      (x3, out.reshape(self.o3_shape), idx.reshape(self.o3_shape)))
+            if launch.serial:
+                launch.kernel(*arrays, *launch.consts, 0, launch.n_tasks)
+            else:
+                _threads.parallel_for(launch.kernel, launch.n_tasks, *arrays, *launch.consts,
+                                      work=launch.work)
+        return out, idx
+
+    def finish(self, out: np.ndarray, idx):
+        """The caller's result from the kernel-layout output (and indices)."""
+        if self.negate:
+            out = _flip_order(out)
+        out = _back(out, self.out_dtype, self.flip, self.cl)
+        if idx is None:
+            return out
+        return out, _back(idx, np.int64, self.flip, self.cl)
+
+    def run(self, x: np.ndarray):
+        """``pool``'s result for ``x`` (of the shape, strides and dtype planned for)."""
+        if self.n_bytes > _RECHECK_BYTES:  # the process's memory limit may have changed
+            _check_spec(x, self.spec, self.red, self.channels_last)
+        v = x if self.as_is else _prepared(x, self.how, self.channels_last, self.dt,
+                                           self.transform)
+        out, idx = self.compute(v.reshape(self.x3_shape))
+        return out if self.plain_out and idx is None else self.finish(out, idx)
+
+
+def _forward_launch(p: _Problem, spec, red: str, return_indices: bool, p_norm,
+                    scale) -> _Launch:
     if isinstance(spec, PoolSpec):
-        if red.name in ("max", "min"):
-            init = _empty_value(x.dtype, largest=flip)
+        if red in ("max", "min"):
+            flip = red == "min"
+            init = _empty_value(p.x.dtype, largest=flip)
             if flip:
-                init = _flip_order(np.array([init]).astype(prob.dt))[0]
-            out, idx = _uniform_max(prob, spec, prob.dt.type(init), return_indices)
-        elif red.name == "avg":
-            out = _uniform_avg(prob, spec, 0, 1.0, 1.0)
-        else:
-            out = _uniform_avg(prob, spec, _power(p), p, scale)
-    elif isinstance(spec, AdaptiveSpec):
-        out, idx = _adaptive_reduce(prob, spec, red.name, return_indices)
-    elif isinstance(spec, FractionalSpec):
-        out, idx = _fractional_max(prob, spec, return_indices)
-    else:
-        out = _blur(prob, spec)
-    if flip:
-        out = _flip_order(out)
-    out = prob.back(out)
-    if return_indices:
-        return out, prob.back(idx, np.int64)
-    return out
+                init = _flip_order(np.array([init]).astype(p.dt))[0]
+            return _uniform_max(p, spec, p.dt.type(init), return_indices)
+        if red == "avg":
+            return _uniform_avg(p, spec, 0, 1.0, 1.0)
+        return _uniform_avg(p, spec, _power(p_norm), p_norm, scale)
+    if isinstance(spec, AdaptiveSpec):
+        return _adaptive_reduce(p, spec, red, return_indices)
+    if isinstance(spec, FractionalSpec):
+        return _fractional_max(p, spec, return_indices)
+    return _blur(p, spec)
+
+
+class PlanMemo:
+    """Plans of checked calls by call key, at most ``maxsize`` (the oldest dropped first).
+    ``get(key)`` is the dict's own (a TypeError for an unhashable key); every memo is emptied
+    by :func:`clear_plans`."""
+
+    def __init__(self, maxsize: int = 256):
+        self.maxsize = maxsize
+        self._plans: dict = {}
+        self._lock = threading.Lock()
+        self.get = self._plans.get
+        _MEMOS.append(self)
+
+    def put(self, key, value) -> None:
+        with self._lock:
+            while len(self._plans) >= max(self.maxsize, 1):
+                del self._plans[next(iter(self._plans))]
+            self._plans[key] = value
+
+    def clear(self) -> None:
+        with self._lock:
+            self._plans.clear()
+
+    def __len__(self) -> int:
+        return len(self._plans)
+
+    def __contains__(self, key) -> bool:
+        return key in self._plans
+
+
+_MEMOS: list[PlanMemo] = []
+# Fractional specs are not planned: their window starts are not part of their identity
+# as a key (and a new spec is drawn for nearly every call).
+_PLANNED_SPECS = (PoolSpec, AdaptiveSpec, BlurSpec)
+#: pool's call key -> _Plan.
+PLANS = PlanMemo()
+# Outputs this large re-check the memory limit on every call (a plan's memory check passed
+# once; smaller outputs fit under any limit a running interpreter has).
+_RECHECK_BYTES = 1 << 24
+
+
+def clear_plans() -> None:
+    """Forget every memoised plan (they are rebuilt, after the checks, on the next calls)."""
+    for memo in _MEMOS:
+        memo.clear()
 
 
 def pool_backward(
@@ -835,10 +1004,10 @@ def pool_backward(
         if red.name == "avg":
             gx = _adaptive_avg_backward(prob, g, spec)
         else:
-            _, idx = _adaptive_reduce(prob, spec, "max", True)
+            _, idx = _Plan(prob, spec, REDUCTIONS["max"], True, None, 1.0).compute(prob.x3)
             gx = _scatter_backward(prob, g, idx)
     elif isinstance(spec, FractionalSpec):
-        _, idx = _fractional_max(prob, spec, True)
+        _, idx = _Plan(prob, spec, REDUCTIONS["max"], True, None, 1.0).compute(prob.x3)
         gx = _scatter_backward(prob, g, idx)
     else:
         gx = _blur_backward(prob, g, spec)

@@ -25,8 +25,8 @@ import numpy as np
 from . import engine
 from .errors import InvalidType, InvalidValue
 from .shapes import (
-    AdaptiveSpec,
     adaptive_output_size,
+    adaptive_spec,
     blur_spec,
     keras_spec,
     normalize_data_format,
@@ -152,7 +152,7 @@ def _global(mode, x, data_format, keepdims, op, grad_output=None):
     if not isinstance(keepdims, bool | np.bool_):
         raise InvalidType(f"{op}: keepdims must be a bool, got {keepdims!r}")
     x, spatial, cl = _array(x, mode, data_format, op)
-    spec = AdaptiveSpec(spatial, (1,) * len(spatial))
+    spec = adaptive_spec(spatial, (1,) * len(spatial))
     pooled = engine.output_shape(x.shape, spec, cl)
     if grad_output is None:
         out = engine.pool(x, spec, mode, channels_last=cl)
@@ -190,7 +190,7 @@ def global_average_pool_backward(grad_output, x, data_format="channels_last",
 
 def _adaptive(mode, x, output_size, data_format, op, grad_output=None):
     x, spatial, cl = _array(x, mode, data_format, op)
-    spec = AdaptiveSpec(spatial, adaptive_output_size(spatial, output_size, op=op))
+    spec = adaptive_spec(spatial, adaptive_output_size(spatial, output_size, op=op))
     if grad_output is None:
         return engine.pool(x, spec, mode, channels_last=cl)
     return _backward(grad_output, x, spec, mode, cl, op)

@@ -36,12 +36,14 @@ __all__ = [
     "torch_output_size",
     "keras_output_size",
     "torch_spec",
+    "plain_torch_args",
     "keras_spec",
     "keras_output_shape",
     "normalize_tuple",
     "normalize_data_format",
     "batched_rank",
     "AdaptiveSpec",
+    "adaptive_spec",
     "adaptive_windows",
     "adaptive_output_size",
     "FractionalSpec",
@@ -144,7 +146,7 @@ def batched_rank(shape: Sequence[int], rank: int, op: str) -> bool:
             f"for {rank}-D pooling, got a {len(shape)}-D array of shape {tuple(shape)}"
         )
     batched = len(shape) == rank + 2
-    if any(n == 0 for n in (shape[1:] if batched else shape)):
+    if 0 in (shape[1:] if batched else shape):
         raise InvalidValue(
             f"{op}: input of shape {tuple(shape)} has a zero-size channel or spatial dim; "
             f"only the batch dim N of a {rank + 2}-D input may be 0"
@@ -181,10 +183,17 @@ def torch_output_size(L: int, k: int, s: int, p: int, d: int = 1, ceil_mode: boo
 
 
 def _plain(v) -> bool:
-    """An int, None, a bool flag value or a tuple of ints: arguments whose spec can be
-    memoised (types checked exactly, so True is never taken for 1)."""
+    """An int, None or a tuple of ints: arguments whose spec can be memoised (types checked
+    exactly, so True is never taken for 1, nor 2.0 for 2)."""
     t = type(v)
-    return t is int or v is None or (t is tuple and all(type(e) is int for e in v))
+    if t is int or v is None:
+        return True
+    if t is not tuple:
+        return False
+    for e in v:
+        if type(e) is not int:
+            return False
+    return True
 
 
 def torch_spec(
@@ -208,12 +217,27 @@ def torch_spec(
     padding notwithstanding. Specs of plain int arguments are memoised (validating costs
     microseconds, as much as pooling a small input); errors are not.
     """
-    args = (tuple(in_size), kernel_size, stride, padding, dilation, ceil_mode,
-            count_include_pad, divisor_override, kernel_within_input, op)
-    if (all(_plain(a) for a in args[:5]) and type(ceil_mode) is bool
-            and type(count_include_pad) is bool and _plain(divisor_override)):
+    if type(in_size) is not tuple:
+        in_size = tuple(in_size)
+    args = (in_size, kernel_size, stride, padding, dilation, ceil_mode, count_include_pad,
+            divisor_override, kernel_within_input, op)
+    if _plain(in_size) and plain_torch_args(kernel_size, stride, padding, dilation, ceil_mode,
+                                            count_include_pad, divisor_override):
         return _torch_spec_memo(*args)
     return _torch_spec(*args)
+
+
+def plain_torch_args(kernel_size, stride, padding, dilation, ceil_mode,
+                     count_include_pad=False, divisor_override=None) -> bool:
+    """Whether PyTorch-style arguments are of the exact types a memo may key on: ints, None
+    or tuples of ints for sizes, bools for flags. An equal value of another type (True for 1,
+    2.0 for 2) must meet the checks, so it never shares a memo entry."""
+    # (the int tests first: this gate costs more than the memo lookup it guards)
+    return ((type(kernel_size) is int or _plain(kernel_size))
+            and (stride is None or _plain(stride)) and (type(padding) is int or _plain(padding))
+            and (type(dilation) is int or _plain(dilation)) and type(ceil_mode) is bool
+            and type(count_include_pad) is bool
+            and (divisor_override is None or _plain(divisor_override)))
 
 
 def _torch_spec(in_size, kernel_size, stride, padding, dilation, ceil_mode, count_include_pad,
@@ -377,7 +401,7 @@ def keras_spec(
             f"{tuple(in_size)} with pool_size={k}, strides={s}, padding={padding!r}, "
             f"dilation={d} gives {out}; the (padded) input must be at least as large as the window"
         )
-    return PoolSpec(
+    return _interned(in_size, PoolSpec(
         in_size=tuple(int(v) for v in in_size),
         window=k,
         stride=s,
@@ -386,7 +410,32 @@ def keras_spec(
         pad_after=tuple(a for _, _, a in dims),
         out_size=out,
         count_pad=bool(count_include_pad),
-    )
+    ))
+
+
+#: spec -> the one object of its value that the builders return (see _interned).
+_SPECS: dict = {}
+
+
+def _interned(in_size, spec):
+    """The first-built spec equal to ``spec`` (a builder's checked result), when ``in_size``
+    is ints: every field is then an exact int or bool, so equal specs are interchangeable.
+    The engine memoises its plans per spec object; a builder called per call (the Keras
+    front-end's, adaptive and blur specs) would otherwise give each call a plan of its own."""
+    if not _plain(tuple(in_size)):
+        return spec
+    found = _SPECS.get(spec)
+    if found is None:
+        if len(_SPECS) >= 1024:
+            _SPECS.clear()
+        _SPECS[spec] = found = spec
+    return found
+
+
+def adaptive_spec(in_size: Sequence[int], out_size: tuple[int, ...]) -> AdaptiveSpec:
+    """The AdaptiveSpec of ints ``in_size`` and ``out_size`` (from :func:`adaptive_output_size`),
+    one object per value."""
+    return _interned(in_size, AdaptiveSpec(tuple(int(v) for v in in_size), tuple(out_size)))
 
 
 def keras_output_shape(
@@ -661,7 +710,8 @@ def blur_spec(in_size: Sequence[int], filt_size=4, stride=2, pad_type="reflect",
             f"'zero', or a smaller filt_size)"
         )
     out = tuple(-(-L // ss) for L, ss in zip(in_size, s, strict=True))
-    return BlurSpec(tuple(int(v) for v in in_size), int(filt_size), s, mode, out)
+    return _interned(in_size, BlurSpec(tuple(int(v) for v in in_size), int(filt_size), s, mode,
+                                       out))
 
 
 # --------------------------------------------------------------------------------------------

@@ -36,21 +36,20 @@ def as_numpy(t: torch.Tensor) -> np.ndarray:
     """A NumPy array of ``t``'s values: a view of its memory unless ``t`` is bfloat16."""
     if t.requires_grad:
         t = t.detach()
-    up = _UPCAST.get(t.dtype)
-    if up is not None:
-        t = t.to(up)
+    if t.dtype in _UPCAST:
+        t = t.to(_UPCAST[t.dtype])
     return t.numpy()
 
 
 def from_numpy(a: np.ndarray, dtype: torch.dtype) -> torch.Tensor:
     """A tensor of ``a``'s memory (no copy), cast to ``dtype`` if ``a`` was computed wider."""
     t = torch.from_numpy(a)
-    return t if t.dtype == dtype else t.to(dtype)
+    return t if t.dtype is dtype else t.to(dtype)  # (dtypes are singletons)
 
 
 def sync_threads() -> None:
     """Make poolkit's kernel threads what torch's are now."""
-    n = torch.get_num_threads()
+    n = torch.get_num_threads()  # ~50 ns: cheap enough to ask at every call
     if n != _threads.get_num_threads():
         _threads.set_num_threads(n)
 
@@ -88,10 +87,12 @@ def _format(rule: str, x: torch.Tensor) -> torch.memory_format:
 def restride(rule: str, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
     """``t``, an output computed from input ``x``, in the memory layout torch's op gives
     (no copy when it already is)."""
+    if rule != FOLLOW_2D and (rule == CONTIGUOUS or x.is_contiguous()):
+        return t.contiguous()  # the common case first (no memory_format to parse)
     fmt = _format(rule, x)
+    if fmt is torch.contiguous_format:
+        return t.contiguous()
     if rule == FOLLOW_2D:
-        if fmt == torch.contiguous_format:
-            return t.contiguous()
         return t.unsqueeze(-2).contiguous(memory_format=fmt).squeeze(-2)
     return t.contiguous(memory_format=fmt)
 

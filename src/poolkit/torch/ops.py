@@ -40,6 +40,7 @@ Routing (:func:`call`), in order:
 from __future__ import annotations
 
 import collections
+import inspect
 import numbers
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -263,13 +264,31 @@ class PoolOp:
     module_forward: Callable | None = None
     names: tuple[str, ...] = field(init=False)
     tensor_params: bool = field(init=False)
+    positional: bool = field(init=False)
 
     def __post_init__(self):
         object.__setattr__(self, "names", tuple(p.name for p in self.params))
         object.__setattr__(self, "tensor_params", any(p.tensor for p in self.params))
+        # Whether forward takes the arguments positionally in params order (fractional max
+        # pooling's torch order puts return_indices first; max_blur_pool2d's differs).
+        fwd = list(inspect.signature(self.forward).parameters)[1:1 + len(self.params)]
+        object.__setattr__(self, "positional", fwd == list(self.names))
 
     def normalize(self, kw: dict) -> dict:
         return {p.name: p.normalize(kw[p.name], self.rank, p.name) for p in self.params}
+
+    def kwargs(self, args: tuple) -> dict:
+        """``args`` (in ``params`` order) by name."""
+        return dict(zip(self.names, args, strict=True))
+
+    def numpy_forward(self, xn, args: tuple, with_indices: bool):
+        """poolkit's NumPy forward on ``args`` (NumPy arrays for tensor arguments)."""
+        if not self.positional:
+            kw = self.kwargs(args)
+            return self.forward(xn, **kw, return_indices=True) if with_indices else \
+                self.forward(xn, **kw)
+        return self.forward(xn, *args, return_indices=True) if with_indices else \
+            self.forward(xn, *args)
 
 
 def _pf_pair(name):
@@ -371,27 +390,29 @@ def _layout(op: PoolOp, with_indices: bool) -> str:
 # The computation on real CPU tensors (shared by the custom ops and the eager path).
 
 
-def _numpy_kw(op: PoolOp, kw: dict) -> dict:
-    if not op.tensor_params:
-        return kw
-    return {n: B.as_numpy(v) if isinstance(v, torch.Tensor) else v for n, v in kw.items()}
+def _numpy_args(op: PoolOp, args: tuple) -> tuple:
+    return tuple(B.as_numpy(v) if isinstance(v, torch.Tensor) else v for v in args)
 
 
-def _forward(op: PoolOp, x: torch.Tensor, kw: dict, with_indices: bool):
+def _forward(op: PoolOp, x: torch.Tensor, args: tuple, with_indices: bool):
+    """``op`` by poolkit on CPU tensor ``x``, ``args`` in ``op.params`` order."""
     B.sync_threads()
-    xn = B.as_numpy(x)
-    nkw = _numpy_kw(op, kw)
-    layout = _layout(op, with_indices)
+    if op.tensor_params:
+        args = _numpy_args(op, args)
+    res = op.numpy_forward(B.as_numpy(x), args, with_indices)
     if with_indices:
-        out, idx = op.forward(xn, **nkw, return_indices=True)
+        out, idx = res
+        layout = _layout(op, True)
         return (B.restride(layout, x, B.from_numpy(out, x.dtype)),
                 B.restride(layout, x, torch.from_numpy(idx)))
-    return B.restride(layout, x, B.from_numpy(op.forward(xn, **nkw), x.dtype))
+    return B.restride(op.layout, x, B.from_numpy(res, x.dtype))
 
 
-def _backward(op: PoolOp, grad: torch.Tensor, x: torch.Tensor, kw: dict) -> torch.Tensor:
+def _backward(op: PoolOp, grad: torch.Tensor, x: torch.Tensor, args: tuple) -> torch.Tensor:
     B.sync_threads()
-    gx = op.backward(B.as_numpy(grad), B.as_numpy(x), **_numpy_kw(op, kw))
+    if op.tensor_params:
+        args = _numpy_args(op, args)
+    gx = op.backward(B.as_numpy(grad), B.as_numpy(x), **op.kwargs(args))
     return B.restride(op.layout, x, B.from_numpy(gx, x.dtype))
 
 
@@ -455,8 +476,7 @@ def register(op: PoolOp) -> None:
 
     bwd = lib.custom_op(
         f"poolkit::{op.name}_backward",
-        lambda grad_output, input, *args: _backward(op, grad_output, input,
-                                                    dict(zip(names, args, strict=True))),
+        lambda grad_output, input, *args: _backward(op, grad_output, input, args),
         mutates_args=(), device_types="cpu",
         schema=f"(Tensor grad_output, Tensor input, {sig}) -> Tensor",
     )
@@ -490,7 +510,7 @@ def register(op: PoolOp) -> None:
         suffix, ret = ("_with_indices", "(Tensor, Tensor)") if with_indices else ("", "Tensor")
 
         def impl(input, *args, _wi=with_indices):
-            return _forward(op, input, dict(zip(names, args, strict=True)), _wi)
+            return _forward(op, input, args, _wi)
 
         def fake(input, *args, _wi=with_indices):
             return _fake_out(op, input, dict(zip(names, args, strict=True)), _wi)
@@ -512,10 +532,10 @@ class _Pool(torch.autograd.Function):
     without the dispatcher."""
 
     @staticmethod
-    def forward(ctx, x, op, kw, with_indices):
-        res = _forward(op, x, kw, with_indices)
+    def forward(ctx, x, op, args, with_indices):
+        res = _forward(op, x, args, with_indices)
         ctx.save_for_backward(x)
-        ctx.op, ctx.kw = op, kw
+        ctx.op, ctx.args = op, args
         if with_indices:
             ctx.mark_non_differentiable(res[1])
         return res
@@ -523,26 +543,26 @@ class _Pool(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad, *_):
         (x,) = ctx.saved_tensors
-        return _PoolBackward.apply(grad, x, ctx.op, ctx.kw), None, None, None
+        return _PoolBackward.apply(grad, x, ctx.op, ctx.args), None, None, None
 
 
 class _PoolBackward(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, grad, x, op, kw):
+    def forward(ctx, grad, x, op, args):
         ctx.save_for_backward(grad, x)
-        ctx.op, ctx.kw = op, kw
-        return _backward(op, grad, x, kw)
+        ctx.op, ctx.args = op, args
+        return _backward(op, grad, x, args)
 
     @staticmethod
     def backward(ctx, ggx):
         grad, x = ctx.saved_tensors
-        op, kw = ctx.op, ctx.kw
-        gg, gx = _double_backward(op, ggx, grad, x, kw,
-                                  lambda t: call(op, t, tuple(kw.values()), True)[1])
+        op, args = ctx.op, ctx.args
+        gg, gx = _double_backward(op, ggx, grad, x, op.kwargs(args),
+                                  lambda t: call(op, t, args, True)[1])
         return gg, gx, None, None
 
 
-def _fallback_reason(op: PoolOp, x) -> str | None:
+def _fallback_reason(op: PoolOp, x, compiling: bool) -> str | None:
     """Why poolkit does not compute ``op`` on ``x`` (None: it does)."""
     if not isinstance(x, torch.Tensor):
         return "not a tensor"
@@ -552,7 +572,7 @@ def _fallback_reason(op: PoolOp, x) -> str | None:
         return "layout"
     if x.dtype not in op.dtypes:
         return "dtype"
-    if not torch.compiler.is_compiling():
+    if not compiling:
         if _fwAD._current_level >= 0:
             return "forward-mode AD"
         if torch._C._functorch.is_functorch_wrapped_tensor(x):
@@ -580,32 +600,37 @@ _PLAIN = (torch.Tensor, torch.nn.Parameter)
 def call(op: PoolOp, x, args: tuple, with_indices: bool = False):
     """Run ``op`` on tensor ``x`` with torch-style arguments ``args`` (in ``op.params`` order),
     routed as the module docstring says."""
-    kw = dict(zip(op.names, args, strict=True))
+    if len(args) != len(op.names):
+        raise TypeError(f"{op.name}: expected {len(op.names)} arguments after input, got "
+                        f"{len(args)}")
     if torch._C._has_torch_function_unary(x):
+        kw = op.kwargs(args)
         if op.indices:
             kw["return_indices"] = with_indices
         return torch.overrides.handle_torch_function(_public(op), (x,), x, **kw)
-    reason = _fallback_reason(op, x)
+    compiling = torch.compiler.is_compiling()
+    reason = _fallback_reason(op, x, compiling)
     if op.prepare is not None and reason != "not a tensor":
-        kw = op.prepare(x, kw, op.rank)
+        args = tuple(op.prepare(x, op.kwargs(args), op.rank).values())
     if reason is not None:
-        return _fallback(op, x, kw, with_indices, reason)
+        return _fallback(op, x, op.kwargs(args), with_indices, reason)
     if (
         type(x) in _PLAIN
-        and not torch.compiler.is_compiling()
+        and not compiling
         and torch._C._get_tracing_state() is None
         and not torch._C._len_torch_dispatch_stack()
     ):
         try:
             if x.requires_grad and torch.is_grad_enabled():
-                return _Pool.apply(x, op, kw, with_indices)
-            return _forward(op, x, kw, with_indices)
+                return _Pool.apply(x, op, args, with_indices)
+            return _forward(op, x, args, with_indices)
         except (ValueError, TypeError):
             # poolkit's checks reject these arguments (or this input): torch decides, for the
             # ops torch has; poolkit's own ops keep poolkit's error.
             if op.module is None:
                 raise
-            return _fallback(op, x, kw, with_indices, "arguments")
+            return _fallback(op, x, op.kwargs(args), with_indices, "arguments")
+    kw = op.kwargs(args)
     try:
         nkw = op.normalize(kw)
     except (ValueError, TypeError):
