@@ -137,3 +137,19 @@ def test_reused_output_is_fully_rewritten_by_unpool_and_gradients():
     gx[:] = np.nan
     del gx
     np.testing.assert_array_equal(PF.max_pool2d_backward(g, x, 2), ref)
+
+
+def test_forward_results_come_from_the_cache_and_are_rewritten():
+    x = np.random.default_rng(1).standard_normal((8, 32, 128, 128), dtype=np.float32)
+    y = PF.max_pool2d(x, 2)  # 4 MiB: from the cache
+    expect, addr = y.copy(), y.ctypes.data
+    y[:] = np.nan
+    del y
+    again = PF.max_pool2d(x, 2)
+    assert again.ctypes.data == addr  # the same memory, every cell written again
+    np.testing.assert_array_equal(again, expect)
+    keep = again[0]  # a view keeps it: the next result gets other memory
+    del again
+    other = PF.max_pool2d(x, 2)
+    assert not np.shares_memory(other, keep)
+    np.testing.assert_array_equal(keep, expect[0])

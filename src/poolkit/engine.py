@@ -837,7 +837,7 @@ class _Plan:
 
     __slots__ = ("spec", "red", "how", "channels_last", "cl", "flip", "dt", "transform",
                  "x3_shape", "out_shape", "o3_shape", "indices", "negate", "out_dtype",
-                 "launch", "n_bytes", "as_is", "plain_out")
+                 "launch", "n_bytes", "as_is", "plain_out", "alloc")
 
     def __init__(self, prob: _Problem, spec, red: Reduction, return_indices, p_norm, scale,
                  n_bytes: int = 0):
@@ -856,11 +856,14 @@ class _Plan:
         # The common case, decided once: the input is the kernel view, the output the result.
         self.as_is = prob.how == _AS_IS and prob.dt == prob.x.dtype and prob.transform is None
         self.plain_out = not self.negate and not self.flip and self.dt == self.out_dtype
+        # Large outputs from the buffer cache (decided once: small ones skip its bookkeeping).
+        self.alloc = (_buffers.empty if math.prod(self.out_shape) * 8 >= _buffers.MIN_BYTES
+                      else np.empty)
 
     def compute(self, x3: np.ndarray):
         """(output, indices or None) in the kernel layout, from the lifted kernel view."""
-        out = np.empty(self.out_shape, self.dt)
-        idx = np.empty(self.out_shape, np.int64) if self.indices else None
+        out = self.alloc(self.out_shape, self.dt)
+        idx = self.alloc(self.out_shape, np.int64) if self.indices else None
         launch = self.launch
         if launch is not None:
             arrays = ((x3, out.reshape(self.o3_shape)) if idx is None else

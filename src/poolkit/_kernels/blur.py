@@ -9,7 +9,8 @@ a padded position maps to an input position by ``mode``: 0 reflect (``-q``, ``2L
 binomial coefficients, so the 2-D window's weights are ``fh[i]*fw[j]``. Rows are combined
 first (vectorised over W*C), then columns: the forward copies the pad columns into a padded
 row buffer so that every output column is a plain window; the backward spreads interior
-columns without any padding logic and the few border columns through the mapping. One task is one sample (or channels-first plane).
+columns without any padding logic and the few border columns through the mapping. One task
+is one sample (or channels-first plane).
 
 The horizontal filter length ``K`` and channels-first ``C1`` are literal in each
 specialisation, so the taps unroll and the C == 1 loops have no channel loop.
