@@ -124,3 +124,21 @@ def test_set_num_threads_validates():
         _threads.set_num_threads(2.0)
     with pytest.raises(ValueError):
         _threads.set_num_threads(0)
+
+
+def test_workers_keep_no_reference_to_a_finished_calls_arrays():
+    import gc
+    import weakref
+
+    old = _threads.get_num_threads()
+    _threads.set_num_threads(2)
+    try:
+        x = np.random.default_rng(0).standard_normal((8, 16, 64, 64), dtype=np.float32)
+        y = PF.max_pool2d(x, 2)  # large enough to be split over both threads
+        gx = PF.max_pool2d_backward(np.ones_like(y), x, 2)
+        refs = [weakref.ref(a) for a in (x, y, gx)]
+        del x, y, gx
+        gc.collect()
+        assert [r() is None for r in refs] == [True, True, True]
+    finally:
+        _threads.set_num_threads(old)

@@ -77,7 +77,10 @@ class _Worker:
             except BaseException as e:  # handed to the caller
                 self.error = e
             finally:
-                self.task = None
+                # Drop every reference to the task's arrays before the caller goes on: kept
+                # until the next task, they held the caller's input and output alive (and
+                # kept the output's memory from the buffer cache).
+                self.task = kernel = args = None
                 self.done.release()
 
     def start(self, kernel, args) -> None:
