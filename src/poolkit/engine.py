@@ -27,7 +27,7 @@ import functools
 import math
 import os
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
 try:
     import resource
@@ -301,7 +301,33 @@ def _check_spec_values(spec, red_name: str) -> None:
             raise InvalidValue(f"pool: invalid blur spec {spec}")
 
 
-_check_spec_memo = functools.lru_cache(maxsize=256)(_check_spec_values)
+def _typed(v):
+    """A value with the type of every part: equal specs of other field types (2.0 for 2,
+    True for 1) get other keys."""
+    if isinstance(v, tuple):
+        return tuple(_typed(e) for e in v)
+    return type(v), v
+
+
+_SPEC_OK: dict = {}  # type-exact keys of specs that passed _check_spec_values
+
+
+def _check_spec_memo(spec, red_name: str) -> None:
+    """:func:`_check_spec_values`, remembered for specs that passed (keyed on every field's
+    value and type: a dataclass's own equality would take a spec of floats for the checked
+    spec of ints)."""
+    try:
+        key = (type(spec), red_name, *(_typed(getattr(spec, f.name))
+                                       for f in fields(spec)))
+        if key in _SPEC_OK:
+            return
+    except TypeError:  # an unhashable field: the checks say what is wrong with it
+        key = None
+    _check_spec_values(spec, red_name)
+    if key is not None:
+        if len(_SPEC_OK) >= 256:
+            _SPEC_OK.pop(next(iter(_SPEC_OK)))
+        _SPEC_OK[key] = True
 
 
 # --------------------------------------------------------------------------------------------
