@@ -399,6 +399,9 @@ def _forward(op: PoolOp, x: torch.Tensor, args: tuple, with_indices: bool):
     B.sync_threads()
     if op.tensor_params:
         args = _numpy_args(op, args)
+    if not with_indices and op.positional:  # the common call, one frame shorter
+        return B.restride(op.layout, x, B.from_numpy(op.forward(B.as_numpy(x), *args),
+                                                     x.dtype))
     res = op.numpy_forward(B.as_numpy(x), args, with_indices)
     if with_indices:
         out, idx = res
@@ -562,20 +565,31 @@ class _PoolBackward(torch.autograd.Function):
         return gg, gx, None, None
 
 
+# torch's routing queries, bound once: every eager call asks them all, and the attribute
+# chains (torch._C._functorch...) cost about as much as the calls.
+_has_torch_function = torch._C._has_torch_function_unary
+_is_compiling = torch.compiler.is_compiling
+_tracing_state = torch._C._get_tracing_state
+_dispatch_stack_len = torch._C._len_torch_dispatch_stack
+_grad_enabled = torch.is_grad_enabled
+_functorch_wrapped = torch._C._functorch.is_functorch_wrapped_tensor
+_STRIDED = torch.strided
+
+
 def _fallback_reason(op: PoolOp, x, compiling: bool) -> str | None:
     """Why poolkit does not compute ``op`` on ``x`` (None: it does)."""
     if not isinstance(x, torch.Tensor):
         return "not a tensor"
     if not x.is_cpu:
         return "device"
-    if x.layout is not torch.strided:
+    if x.layout is not _STRIDED:
         return "layout"
     if x.dtype not in op.dtypes:
         return "dtype"
     if not compiling:
         if _fwAD._current_level >= 0:
             return "forward-mode AD"
-        if torch._C._functorch.is_functorch_wrapped_tensor(x):
+        if _functorch_wrapped(x):
             return "torch.func transform"
     return None
 
@@ -603,12 +617,12 @@ def call(op: PoolOp, x, args: tuple, with_indices: bool = False):
     if len(args) != len(op.names):
         raise TypeError(f"{op.name}: expected {len(op.names)} arguments after input, got "
                         f"{len(args)}")
-    if torch._C._has_torch_function_unary(x):
+    if _has_torch_function(x):
         kw = op.kwargs(args)
         if op.indices:
             kw["return_indices"] = with_indices
         return torch.overrides.handle_torch_function(_public(op), (x,), x, **kw)
-    compiling = torch.compiler.is_compiling()
+    compiling = _is_compiling()
     reason = _fallback_reason(op, x, compiling)
     if op.prepare is not None and reason != "not a tensor":
         args = tuple(op.prepare(x, op.kwargs(args), op.rank).values())
@@ -617,11 +631,11 @@ def call(op: PoolOp, x, args: tuple, with_indices: bool = False):
     if (
         type(x) in _PLAIN
         and not compiling
-        and torch._C._get_tracing_state() is None
-        and not torch._C._len_torch_dispatch_stack()
+        and _tracing_state() is None
+        and not _dispatch_stack_len()
     ):
         try:
-            if x.requires_grad and torch.is_grad_enabled():
+            if x.requires_grad and _grad_enabled():
                 return _Pool.apply(x, op, args, with_indices)
             return _forward(op, x, args, with_indices)
         except (ValueError, TypeError):
