@@ -78,7 +78,9 @@ def _planned(key, input):
     if hit is None:
         return None
     plan, batched = hit
-    return _unbatch(plan.run(input if batched else input[None]), batched)
+    if batched:  # the common call: no unbatching frame
+        return plan.run(input)
+    return _unbatch(plan.run(input[None]), False)
 
 
 def _pool(key, input, x: np.ndarray, batched: bool, spec, mode: str, return_indices: bool):
