@@ -877,14 +877,14 @@ class _Plan:
         self.negate = red.name == "min"
         self.out_dtype = prob.x.dtype
         self.n_bytes = n_bytes
+        n_out = math.prod(self.out_shape)
         self.launch = (_forward_launch(prob, spec, red.name, self.indices, p_norm, scale)
-                       if math.prod(self.out_shape) else None)
+                       if n_out else None)
         # The common case, decided once: the input is the kernel view, the output the result.
         self.as_is = prob.how == _AS_IS and prob.dt == prob.x.dtype and prob.transform is None
         self.plain_out = not self.negate and not self.flip and self.dt == self.out_dtype
         # Large outputs from the buffer cache (decided once: small ones skip its bookkeeping).
-        self.alloc = (_buffers.empty if math.prod(self.out_shape) * 8 >= _buffers.MIN_BYTES
-                      else np.empty)
+        self.alloc = _buffers.empty if n_out * 8 >= _buffers.MIN_BYTES else np.empty
 
     def compute(self, x3: np.ndarray):
         """(output, indices or None) in the kernel layout, from the lifted kernel view."""

@@ -399,10 +399,11 @@ def _forward(op: PoolOp, x: torch.Tensor, args: tuple, with_indices: bool):
     B.sync_threads()
     if op.tensor_params:
         args = _numpy_args(op, args)
+    xn = B.as_numpy(x)
     if not with_indices and op.positional:  # the common call, one frame shorter
-        return B.restride(op.layout, x, B.from_numpy(op.forward(B.as_numpy(x), *args),
-                                                     x.dtype))
-    res = op.numpy_forward(B.as_numpy(x), args, with_indices)
+        res = op.forward(xn, *args)
+    else:
+        res = op.numpy_forward(xn, args, with_indices)
     if with_indices:
         out, idx = res
         layout = _layout(op, True)
