@@ -174,6 +174,62 @@ def test_fractional_without_size_or_ratio_is_torchs_value_error_for_any_dtype():
         PTF.fractional_max_pool3d(x, (2, 3, 2))
 
 
+@pytest.mark.parametrize("name,args", [
+    ("max_pool1d", dict(kernel_size=(2**63 - 1,), padding=(1,))),  # torch: a segfault
+    ("fractional_max_pool3d", dict(kernel_size=-2**63, output_size=(1, 4, 2))),  # torch: hangs
+    ("max_unpool1d", dict(kernel_size=2**31, stride=3)),
+])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.int32])
+def test_sizes_beyond_int32_are_poolkits_error_and_never_reach_torch(monkeypatch, name, args,
+                                                                     dtype):
+    """Found by the fuzz harness: poolkit's checks refused these sizes, so the call went to
+    torch, whose CPU kernels crash or hang on them (checked by hand: both in unpatched torch
+    2.13). Whatever the dtype, poolkit's error now stands, and torch is never called."""
+    import poolkit.torch.ops as ops
+
+    def no_torch(*a, **k):
+        raise AssertionError("handed to torch")
+
+    monkeypatch.setattr(ops, "_torch", no_torch)
+    x = torch.zeros(1, 2, 5, 4, 5) if name.endswith("3d") else torch.zeros(1, 8)
+    extra = {"indices": torch.zeros(1, 8, dtype=torch.int64)} if "unpool" in name else {}
+    with pytest.raises(ValueError, match="at most 2\\*\\*31 - 1"):
+        getattr(PTF, name)(x.to(dtype), **extra, **args)
+
+
+@pytest.mark.parametrize("name,dtype", [  # dtypes poolkit hands to torch
+    ("adaptive_avg_pool1d", torch.complex64), ("adaptive_avg_pool1d", torch.uint8),
+    ("adaptive_avg_pool1d", torch.bool), ("adaptive_max_pool1d", torch.complex64),
+    ("adaptive_max_pool1d", torch.bool)])
+def test_fallbacks_get_the_callers_arguments_not_poolkits_resolved_ones(name, dtype):
+    """Found by the fuzz harness: poolkit resolved output_size=(None,) (which its 1-D ops
+    accept) before handing a dtype it does not compute to torch, so torch raised a
+    RuntimeError about the input where it raises a TypeError about output_size."""
+    x = torch.zeros(2, 3, 6, dtype=dtype)
+    ours, ref = outcome(getattr(PTF, name), x, (None,)), outcome(getattr(TF, name), x, (None,))
+    # (the message differs with how the argument reaches torch's parser: keyword or position)
+    assert ours[:2] == ref[:2] == ("error", TypeError), (ours, ref)
+
+
+@pytest.mark.parametrize("dtype", [torch.uint8, torch.int32, torch.bool])
+def test_fractional_of_a_dtype_poolkit_does_not_compute_draws_nothing_itself(dtype):
+    """Found by the fuzz harness: poolkit drew the default samples (torch.rand fails for
+    integer dtypes) where torch first refuses a bare float output_ratio."""
+    x = torch.zeros(2, 1, 8, 2, dtype=dtype)
+    assert_same_outcome("fractional_max_pool2d", x, (1, 3), output_ratio=0.7)
+    assert_same_outcome("fractional_max_pool2d", x, (1, 1), output_size=(4, 2))
+
+
+@pytest.mark.parametrize("args", [((2,), 3), (3, 3)])
+@pytest.mark.parametrize("dtype", [torch.bool, torch.complex64])
+def test_lp_pool_on_the_torch_path_checks_input_and_output_size_as_poolkit(args, dtype):
+    """Found by the fuzz harness: on the torch path (dtypes poolkit does not compute) LP
+    pooling raised whatever torch's avg_pool met first (RuntimeError, IndexError)."""
+    for shape in [(2, 3, 0, 1), (6, 6), (2, 7, 1)]:  # empty, 2-D, an output too small
+        with pytest.raises(ValueError):
+            PTF.lp_pool2d(torch.zeros(shape, dtype=dtype), 2, *args)
+
+
 @pytest.mark.parametrize("dtype", [torch.float16, torch.int32])
 def test_lp_pool_inf_checks_the_kernel_size_too(dtype):
     # Found by the fuzz harness (a hang): lp_pool1d(x, inf, 2**62) went to torch's

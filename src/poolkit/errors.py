@@ -8,7 +8,7 @@ traceback.
 
 from __future__ import annotations
 
-__all__ = ["UserError", "InvalidValue", "InvalidType"]
+__all__ = ["UserError", "InvalidValue", "InvalidType", "SizeOutOfRange"]
 
 
 class UserError(Exception):
@@ -22,3 +22,8 @@ class InvalidValue(UserError, ValueError):
 
 class InvalidType(UserError, TypeError):
     """An argument or array has a type poolkit cannot accept."""
+
+
+class SizeOutOfRange(InvalidValue):
+    """A size argument beyond 2**31 - 1 in absolute value: more than any tensor dim a pooling
+    window can meet, and beyond what keeps the kernels' index arithmetic inside int64."""

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .errors import InvalidType, InvalidValue
+from .errors import InvalidType, InvalidValue, SizeOutOfRange
 
 __all__ = [
     "PoolSpec",
@@ -109,7 +109,8 @@ MAX_SIZE = 2**31 - 1
 
 def _check_size(values: tuple[int, ...], name: str, value) -> tuple[int, ...]:
     if any(abs(v) > MAX_SIZE for v in values):
-        raise InvalidValue(f"{name} must be at most 2**31 - 1 in absolute value, got {value!r}")
+        raise SizeOutOfRange(f"{name} must be at most 2**31 - 1 in absolute value, got "
+                             f"{value!r}")
     return values
 
 

@@ -23,8 +23,8 @@ from .. import _threads
 __all__ = ["as_numpy", "from_numpy", "restride", "empty_like_torch", "sync_threads",
            "FOLLOW", "FOLLOW_2D", "CONTIGUOUS", "MAX_DTYPES", "FLOAT_DTYPES"]
 
-#: Dtypes computed through a wider NumPy dtype (NumPy has no bfloat16).
-_UPCAST = {torch.bfloat16: torch.float32}
+#: NumPy has no bfloat16: it is computed in float32.
+_BF16 = torch.bfloat16
 
 #: Float dtypes poolkit computes (float16/bfloat16 in float32, returned in their dtype).
 FLOAT_DTYPES = frozenset({torch.float16, torch.bfloat16, torch.float32, torch.float64})
@@ -34,23 +34,30 @@ MAX_DTYPES = FLOAT_DTYPES | {torch.int8, torch.uint8, torch.int16, torch.int32, 
 
 def as_numpy(t: torch.Tensor) -> np.ndarray:
     """A NumPy array of ``t``'s values: a view of its memory unless ``t`` is bfloat16."""
-    if t.requires_grad:
+    if t.dtype is _BF16:
+        t = t.detach().to(torch.float32)
+    elif t.requires_grad:
         t = t.detach()
-    if t.dtype in _UPCAST:
-        t = t.to(_UPCAST[t.dtype])
     return t.numpy()
+
+
+def cast(t: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """``t`` in ``dtype`` (itself when it is already: dtypes are singletons)."""
+    return t if t.dtype is dtype else t.to(dtype)
 
 
 def from_numpy(a: np.ndarray, dtype: torch.dtype) -> torch.Tensor:
     """A tensor of ``a``'s memory (no copy), cast to ``dtype`` if ``a`` was computed wider."""
-    t = torch.from_numpy(a)
-    return t if t.dtype is dtype else t.to(dtype)  # (dtypes are singletons)
+    return cast(torch.from_numpy(a), dtype)
+
+
+_torch_threads = torch.get_num_threads
 
 
 def sync_threads() -> None:
     """Make poolkit's kernel threads what torch's are now."""
-    n = torch.get_num_threads()  # ~50 ns: cheap enough to ask at every call
-    if n != _threads.get_num_threads():
+    n = _torch_threads()  # ~50 ns: cheap enough to ask at every call
+    if n != _threads._num_threads:
         _threads.set_num_threads(n)
 
 

@@ -59,9 +59,15 @@ def lp_pool(rank: int):
     max_pool, avg_pool = getattr(TF, f"max_pool{rank}d"), getattr(TF, f"avg_pool{rank}d")
 
     def lp_poolNd(input, norm_type, kernel_size, stride=None, ceil_mode=False):
-        p = _check_p(norm_type, f"lp_pool{rank}d")
-        # checked on both paths: torch's max_pool1d loops for ever on a kernel_size of 2**62
+        op = f"lp_pool{rank}d"
+        p = _check_p(norm_type, op)
+        # poolkit's checks (LP pooling here is poolkit's, not torch's): torch's max_pool1d
+        # loops for ever on a kernel_size of 2**62, and torch's errors for the same bad input
+        # depend on which of its two ops meets it first
         k = normalize_tuple(kernel_size, rank, "kernel_size")
+        batched_rank(input.shape, rank, op)
+        torch_spec(tuple(int(n) for n in input.shape[-rank:]), k, stride, 0, 1, ceil_mode,
+                   op=op)
         mag = input if input.dtype == torch.bool else input.abs()  # torch has no bool abs
         if math.isinf(p):
             return max_pool(mag, kernel_size, stride, 0, 1, ceil_mode=ceil_mode)

@@ -50,7 +50,7 @@ import torch.autograd.forward_ad as _fwAD
 import torch.nn.functional as TF
 
 from .. import functional as _pf
-from ..errors import InvalidType
+from ..errors import InvalidType, SizeOutOfRange
 from ..shapes import normalize_tuple, polyphase_output_size, torch_output_size, unpool_output_size
 from . import _bridge as B
 from . import _reference as R
@@ -218,9 +218,8 @@ def _resolve_output_size(x, kw, rank):
 
 def _draw_samples(x, kw, rank):
     """Fractional max pooling: torch's default samples, drawn as torch draws them (so a seeded
-    run gives torch's windows) and kept for the backward pass."""
-    # torch first asks for an output size or ratio, then draws (a bool input then fails in
-    # torch.rand, as in torch)
+    run gives torch's windows) and kept for the backward pass. (Only where poolkit computes:
+    a call handed to torch is handed its caller's arguments, and torch draws for itself.)"""
     if kw["_random_samples"] is None and x.dim() in (rank + 1, rank + 2) and (
             kw["output_size"] is not None or kw["output_ratio"] is not None):
         n = 1 if x.dim() == rank + 1 else x.size(0)
@@ -242,8 +241,8 @@ class PoolOp:
     ``input`` in torch's order (``return_indices`` aside); ``out_size(spatial, **kw)``: the
     output's spatial size from normalised arguments; ``layout``: torch's output-layout rule
     (``indices_layout`` where the indices variant differs); ``prepare(x, kw, rank)``: argument
-    resolution that needs the input; ``module``: the torch.nn class it twins (None: a poolkit
-    module, named ``module_name``); ``module_forward``: the module's forward if it is not
+    resolution that needs the input (where poolkit computes; torch resolves for itself);
+    ``module``: the torch.nn class it twins (None: a poolkit module, named ``module_name``); ``module_forward``: the module's forward if it is not
     ``F(input, *attributes)``.
     """
 
@@ -390,6 +389,9 @@ def _layout(op: PoolOp, with_indices: bool) -> str:
 # The computation on real CPU tensors (shared by the custom ops and the eager path).
 
 
+_from_numpy = torch.from_numpy
+
+
 def _numpy_args(op: PoolOp, args: tuple) -> tuple:
     return tuple(B.as_numpy(v) if isinstance(v, torch.Tensor) else v for v in args)
 
@@ -400,16 +402,18 @@ def _forward(op: PoolOp, x: torch.Tensor, args: tuple, with_indices: bool):
     if op.tensor_params:
         args = _numpy_args(op, args)
     xn = B.as_numpy(x)
-    if not with_indices and op.positional:  # the common call, one frame shorter
-        res = op.forward(xn, *args)
-    else:
-        res = op.numpy_forward(xn, args, with_indices)
+    if not with_indices and op.positional:  # the common call: a contiguous result as is
+        res = _from_numpy(op.forward(xn, *args))
+        if res.dtype is x.dtype and op.layout is not B.FOLLOW_2D and x.is_contiguous():
+            return res.contiguous()
+        return B.restride(op.layout, x, B.cast(res, x.dtype))
+    res = op.numpy_forward(xn, args, with_indices)
+    layout = _layout(op, with_indices)
     if with_indices:
         out, idx = res
-        layout = _layout(op, True)
         return (B.restride(layout, x, B.from_numpy(out, x.dtype)),
-                B.restride(layout, x, torch.from_numpy(idx)))
-    return B.restride(op.layout, x, B.from_numpy(res, x.dtype))
+                B.restride(layout, x, _from_numpy(idx)))
+    return B.restride(layout, x, B.from_numpy(res, x.dtype))
 
 
 def _backward(op: PoolOp, grad: torch.Tensor, x: torch.Tensor, args: tuple) -> torch.Tensor:
@@ -596,8 +600,19 @@ def _fallback_reason(op: PoolOp, x, compiling: bool) -> str | None:
 
 
 def _fallback(op: PoolOp, x, kw: dict, with_indices: bool, reason: str):
+    try:  # torch never meets a size beyond 2**31 - 1 (see call): poolkit's error stands
+        op.normalize(kw)
+    except SizeOutOfRange:
+        raise
+    except (ValueError, TypeError):
+        pass  # anything else poolkit refuses, torch judges
     if not torch.compiler.is_compiling():
         FALLBACKS[op.name, reason] += 1
+    return _torch(op, x, kw, with_indices)
+
+
+def _torch(op: PoolOp, x, kw: dict, with_indices: bool):
+    """``op``'s torch implementation on ``x``."""
     if op.indices:
         return op.reference(x, **kw, return_indices=with_indices)
     return op.reference(x, **kw)
@@ -612,6 +627,16 @@ def _public(op: PoolOp):
 _PLAIN = (torch.Tensor, torch.nn.Parameter)
 
 
+def _eager(op: PoolOp, x) -> bool:
+    """Whether poolkit computes ``op`` on ``x`` eagerly: every routing question of
+    :func:`call` in one expression, answered yes for the common call (a plain CPU tensor of a
+    dtype the op computes, no transform, tracing or dispatch mode, no argument to prepare)."""
+    return (type(x) in _PLAIN and x.is_cpu and x.layout is _STRIDED and x.dtype in op.dtypes
+            and op.prepare is None and not _is_compiling() and _fwAD._current_level < 0
+            and not _functorch_wrapped(x) and _tracing_state() is None
+            and not _dispatch_stack_len())
+
+
 def call(op: PoolOp, x, args: tuple, with_indices: bool = False):
     """Run ``op`` on tensor ``x`` with torch-style arguments ``args`` (in ``op.params`` order),
     routed as the module docstring says."""
@@ -623,37 +648,43 @@ def call(op: PoolOp, x, args: tuple, with_indices: bool = False):
         if op.indices:
             kw["return_indices"] = with_indices
         return torch.overrides.handle_torch_function(_public(op), (x,), x, **kw)
-    compiling = _is_compiling()
-    reason = _fallback_reason(op, x, compiling)
-    if op.prepare is not None and reason != "not a tensor":
-        args = tuple(op.prepare(x, op.kwargs(args), op.rank).values())
-    if reason is not None:
-        return _fallback(op, x, op.kwargs(args), with_indices, reason)
-    if (
-        type(x) in _PLAIN
-        and not compiling
-        and _tracing_state() is None
-        and not _dispatch_stack_len()
-    ):
-        try:
-            if x.requires_grad and _grad_enabled():
-                return _Pool.apply(x, op, args, with_indices)
-            return _forward(op, x, args, with_indices)
-        except (ValueError, TypeError):
-            # poolkit's checks reject these arguments (or this input): torch decides, for the
-            # ops torch has; poolkit's own ops keep poolkit's error.
-            if op.module is None:
+    run = args  # what poolkit computes with: args after op.prepare, where it has one
+    if not _eager(op, x):
+        # The same questions one by one: what goes to torch (and why), what to the custom op.
+        # torch is always handed the caller's own arguments (it resolves and draws them itself).
+        compiling = _is_compiling()
+        reason = _fallback_reason(op, x, compiling)
+        if reason is not None:
+            return _fallback(op, x, op.kwargs(args), with_indices, reason)
+        if op.prepare is not None:
+            run = tuple(op.prepare(x, op.kwargs(args), op.rank).values())
+        if (type(x) not in _PLAIN or compiling or _tracing_state() is not None
+                or _dispatch_stack_len()):
+            try:
+                nkw = op.normalize(op.kwargs(run))
+            except SizeOutOfRange:
                 raise
-            return _fallback(op, x, op.kwargs(args), with_indices, "arguments")
-    kw = op.kwargs(args)
+            except (ValueError, TypeError):
+                if op.module is None:
+                    raise
+                return _fallback(op, x, op.kwargs(args), with_indices, "arguments")
+            fwd, fwd_idx, _ = _CUSTOM[op.name]
+            return (fwd_idx if with_indices else fwd)(x, *nkw.values())
     try:
-        nkw = op.normalize(kw)
+        if x.requires_grad and _grad_enabled():
+            return _Pool.apply(x, op, run, with_indices)
+        return _forward(op, x, run, with_indices)
+    except SizeOutOfRange:
+        # A size beyond 2**31 - 1: torch 2.13's CPU pooling crashes (max_pool1d with
+        # kernel_size 2**63 - 1: a segfault) or hangs (fractional_max_pool3d with -2**63) on
+        # such sizes where it does not refuse them, so poolkit's error stands.
+        raise
     except (ValueError, TypeError):
+        # poolkit's checks reject these arguments (or this input): torch decides, for the
+        # ops torch has; poolkit's own ops keep poolkit's error.
         if op.module is None:
             raise
-        return _fallback(op, x, kw, with_indices, "arguments")
-    fwd, fwd_idx, _ = _CUSTOM[op.name]
-    return (fwd_idx if with_indices else fwd)(x, *nkw.values())
+        return _fallback(op, x, op.kwargs(args), with_indices, "arguments")
 
 
 for _op in OPS.values():
