@@ -49,6 +49,7 @@ import torch
 import torch.autograd.forward_ad as _fwAD
 import torch.nn.functional as TF
 
+from .. import _threads
 from .. import functional as _pf
 from ..errors import InvalidType, SizeOutOfRange
 from ..shapes import normalize_tuple, polyphase_output_size, torch_output_size, unpool_output_size
@@ -390,6 +391,7 @@ def _layout(op: PoolOp, with_indices: bool) -> str:
 
 
 _from_numpy = torch.from_numpy
+_torch_threads = torch.get_num_threads
 
 
 def _numpy_args(op: PoolOp, args: tuple) -> tuple:
@@ -398,10 +400,14 @@ def _numpy_args(op: PoolOp, args: tuple) -> tuple:
 
 def _forward(op: PoolOp, x: torch.Tensor, args: tuple, with_indices: bool):
     """``op`` by poolkit on CPU tensor ``x``, ``args`` in ``op.params`` order."""
-    B.sync_threads()
+    if _torch_threads() != _threads._num_threads:
+        B.sync_threads()
     if op.tensor_params:
         args = _numpy_args(op, args)
-    xn = B.as_numpy(x)
+    try:
+        xn = x.numpy()  # the common case first: no grad, a dtype NumPy has
+    except (RuntimeError, TypeError):
+        xn = B.as_numpy(x)
     if not with_indices and op.positional:  # the common call: a contiguous result as is
         res = _from_numpy(op.forward(xn, *args))
         if res.dtype is x.dtype and op.layout is not B.FOLLOW_2D and x.is_contiguous():
@@ -627,16 +633,6 @@ def _public(op: PoolOp):
 _PLAIN = (torch.Tensor, torch.nn.Parameter)
 
 
-def _eager(op: PoolOp, x) -> bool:
-    """Whether poolkit computes ``op`` on ``x`` eagerly: every routing question of
-    :func:`call` in one expression, answered yes for the common call (a plain CPU tensor of a
-    dtype the op computes, no transform, tracing or dispatch mode, no argument to prepare)."""
-    return (type(x) in _PLAIN and x.is_cpu and x.layout is _STRIDED and x.dtype in op.dtypes
-            and op.prepare is None and not _is_compiling() and _fwAD._current_level < 0
-            and not _functorch_wrapped(x) and _tracing_state() is None
-            and not _dispatch_stack_len())
-
-
 def call(op: PoolOp, x, args: tuple, with_indices: bool = False):
     """Run ``op`` on tensor ``x`` with torch-style arguments ``args`` (in ``op.params`` order),
     routed as the module docstring says."""
@@ -649,7 +645,13 @@ def call(op: PoolOp, x, args: tuple, with_indices: bool = False):
             kw["return_indices"] = with_indices
         return torch.overrides.handle_torch_function(_public(op), (x,), x, **kw)
     run = args  # what poolkit computes with: args after op.prepare, where it has one
-    if not _eager(op, x):
+    # Every routing question in one expression, answered yes for the common call: a plain
+    # CPU tensor of a dtype the op computes, no transform, tracing or dispatch mode, no
+    # argument to prepare.
+    if not (type(x) in _PLAIN and x.is_cpu and x.layout is _STRIDED and x.dtype in op.dtypes
+            and op.prepare is None and not _is_compiling() and _fwAD._current_level < 0
+            and not _functorch_wrapped(x) and _tracing_state() is None
+            and not _dispatch_stack_len()):
         # The same questions one by one: what goes to torch (and why), what to the custom op.
         # torch is always handed the caller's own arguments (it resolves and draws them itself).
         compiling = _is_compiling()
