@@ -178,6 +178,10 @@ def test_fractional_without_size_or_ratio_is_torchs_value_error_for_any_dtype():
     ("max_pool1d", dict(kernel_size=(2**63 - 1,), padding=(1,))),  # torch: a segfault
     ("fractional_max_pool3d", dict(kernel_size=-2**63, output_size=(1, 4, 2))),  # torch: hangs
     ("max_unpool1d", dict(kernel_size=2**31, stride=3)),
+    # each size in range, the dilated window not: torch 2.13 returns a wrong shape, and its
+    # backward then aborts in free() (heap corruption)
+    ("max_pool3d", dict(kernel_size=2**31 - 1, stride=1, padding=(0, 1, 1), dilation=2,
+                        ceil_mode=True, return_indices=True)),
 ])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.int32])
 def test_sizes_beyond_int32_are_poolkits_error_and_never_reach_torch(monkeypatch, name, args,
@@ -343,6 +347,17 @@ def test_parameters_and_inference_mode():
 
 # Found by the fuzz harness: LP pooling of a bool tensor, which torch runs, raised
 # NotImplementedError in poolkit's torch reference (torch has no abs of bool). It now runs, in
+@pytest.mark.parametrize("fn", ["lp_pool1d", "lp_pool2d"])
+def test_lp_pool_inf_of_bool_is_any(fn):
+    """Found by the fuzz harness: torch has no bool max pooling, so p = inf of a bool input
+    raised NotImplementedError; max |x| of bools is their any, a bool."""
+    x = torch.rand((2, 3, 6, 6)[: 4 if fn == "lp_pool2d" else 3]) > 0.7
+    got = getattr(PTF, fn)(x, math.inf, 2)
+    assert got.dtype == torch.bool
+    want = getattr(TF, fn.replace("lp", "max"))(x.float(), 2) > 0
+    assert torch.equal(got, want)
+
+
 # torch's result dtype, by poolkit's rule (torch's own truncates: x.pow(p) of bool is int64,
 # whose average pooling rounds down, so it returns zeros).
 @pytest.mark.parametrize("fn", ["lp_pool1d", "lp_pool2d"])

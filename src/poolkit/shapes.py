@@ -258,6 +258,14 @@ def _torch_spec(in_size, kernel_size, stride, padding, dilation, ceil_mode, coun
     _check_positive(k, "kernel_size")
     _check_positive(s, "stride")
     _check_positive(d, "dilation")
+    extent = tuple(dd * (kk - 1) + 1 for kk, dd in zip(k, d, strict=True))
+    if any(e > MAX_SIZE for e in extent):
+        # (torch 2.13's max_pool3d computes such a window in int32: it returns a wrong shape,
+        # and its backward then corrupts the heap)
+        raise SizeOutOfRange(
+            f"kernel_size={k} with dilation={d} spans {extent} cells; a window may span at "
+            f"most 2**31 - 1"
+        )
     if any(v < 0 for v in p):
         raise InvalidValue(f"padding must be non-negative, got padding={p}")
     if any(pp > kk // 2 for pp, kk in zip(p, k, strict=True)):

@@ -66,9 +66,16 @@ def lp_pool(rank: int):
         # depend on which of its two ops meets it first
         k = normalize_tuple(kernel_size, rank, "kernel_size")
         batched_rank(input.shape, rank, op)
+        # (torch's avg_pool3d, which this runs on, needs the kernel inside the input)
         torch_spec(tuple(int(n) for n in input.shape[-rank:]), k, stride, 0, 1, ceil_mode,
-                   op=op)
-        mag = input if input.dtype == torch.bool else input.abs()  # torch has no bool abs
+                   kernel_within_input=rank == 3, op=op)
+        if input.dtype == torch.bool:  # torch has no bool abs, and no bool max pooling
+            if math.isinf(p):  # max |x| of bools: any, a bool as max |x| of ints is an int
+                return max_pool(input.to(torch.float32), kernel_size, stride, 0, 1,
+                                ceil_mode=ceil_mode).to(torch.bool)
+            mag = input
+        else:
+            mag = input.abs()
         if math.isinf(p):
             return max_pool(mag, kernel_size, stride, 0, 1, ceil_mode=ceil_mode)
         mean = avg_pool(mag.pow(p), kernel_size, stride, 0, ceil_mode)
