@@ -25,5 +25,6 @@ class InvalidType(UserError, TypeError):
 
 
 class SizeOutOfRange(InvalidValue):
-    """A size argument beyond 2**31 - 1 in absolute value: more than any tensor dim a pooling
-    window can meet, and beyond what keeps the kernels' index arithmetic inside int64."""
+    """A size argument beyond 2**31 - 1 in absolute value, or a dilated window spanning more
+    cells: more than any tensor dim a pooling window can meet, and beyond what keeps index
+    arithmetic (poolkit's int64, torch's int32 in places) from overflowing."""

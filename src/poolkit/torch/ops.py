@@ -243,8 +243,8 @@ class PoolOp:
     output's spatial size from normalised arguments; ``layout``: torch's output-layout rule
     (``indices_layout`` where the indices variant differs); ``prepare(x, kw, rank)``: argument
     resolution that needs the input (where poolkit computes; torch resolves for itself);
-    ``module``: the torch.nn class it twins (None: a poolkit module, named ``module_name``); ``module_forward``: the module's forward if it is not
-    ``F(input, *attributes)``.
+    ``module``: the torch.nn class it twins (None: a poolkit module, named ``module_name``);
+    ``module_forward``: the module's forward if it is not ``F(input, *attributes)``.
     """
 
     name: str
@@ -677,9 +677,10 @@ def call(op: PoolOp, x, args: tuple, with_indices: bool = False):
             return _Pool.apply(x, op, run, with_indices)
         return _forward(op, x, run, with_indices)
     except SizeOutOfRange:
-        # A size beyond 2**31 - 1: torch 2.13's CPU pooling crashes (max_pool1d with
-        # kernel_size 2**63 - 1: a segfault) or hangs (fractional_max_pool3d with -2**63) on
-        # such sizes where it does not refuse them, so poolkit's error stands.
+        # A size, or a dilated window, beyond 2**31 - 1: torch 2.13's CPU pooling crashes
+        # (max_pool1d with kernel_size 2**63 - 1: a segfault; max_pool3d with 2**31 - 1 and
+        # dilation 2: heap corruption in its backward) or hangs (fractional_max_pool3d with
+        # -2**63) on such sizes where it does not refuse them, so poolkit's error stands.
         raise
     except (ValueError, TypeError):
         # poolkit's checks reject these arguments (or this input): torch decides, for the
