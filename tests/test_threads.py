@@ -142,3 +142,44 @@ def test_workers_keep_no_reference_to_a_finished_calls_arrays():
         assert [r() is None for r in refs] == [True, True, True]
     finally:
         _threads.set_num_threads(old)
+
+
+@pytest.mark.skipif(not _threads.SPIN_CYCLES, reason="idle workers spin on x86-64 only")
+def test_an_idle_workers_wait_sees_a_task_posted_by_another_thread():
+    """The wait an idle worker does before it sleeps (poolkit._kernels.spin) must see another
+    thread's write: a plain load could be hoisted out of its loop, and then it would return
+    the old value only once its (here ~seconds-long) bound ran out."""
+    import threading
+
+    from poolkit._kernels.spin import wait_for_task
+
+    counter = np.zeros(1, np.int64)
+    timer = threading.Timer(0.05, lambda: counter.__setitem__(0, 7))
+    timer.start()
+    try:
+        assert wait_for_task(counter, 0, 10**10, 1000) == 7
+    finally:
+        timer.join()
+    # nothing posted: the bound ends the wait, with the value seen
+    assert wait_for_task(np.full(1, 3, np.int64), 3, 100_000, 1000) == 3
+
+
+def test_back_to_back_calls_with_and_without_the_idle_wait_agree(monkeypatch):
+    """Many short parallel calls in a row (the workers then often still waiting for their
+    next task), with the wait on and off: every result equals the single-thread one."""
+    old = _threads.get_num_threads()
+    rng = np.random.default_rng(1)
+    # (8, 16, 64, 64): enough work to be split over both threads
+    xs = [rng.standard_normal((8, 16, 64, 64), dtype=np.float32) for _ in range(3)]
+    try:
+        _threads.set_num_threads(1)
+        want = [(PF.max_pool2d(x, 2), PF.avg_pool2d(x, 3, 2, 1)) for x in xs]
+        _threads.set_num_threads(2)
+        for spin in (_threads.SPIN_CYCLES, 0):
+            monkeypatch.setattr(_threads, "SPIN_CYCLES", spin)
+            for _ in range(20):
+                for x, (m, a) in zip(xs, want, strict=True):
+                    assert np.array_equal(PF.max_pool2d(x, 2), m)
+                    assert np.array_equal(PF.avg_pool2d(x, 3, 2, 1), a)
+    finally:
+        _threads.set_num_threads(old)
