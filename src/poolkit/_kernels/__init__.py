@@ -1,5 +1,5 @@
 """Numba kernels: pooling (maxpool, avgpool, rows), convolution (conv), dense layers (dense) and
-optimizer updates (optim).
+optimizer updates (optim); and the idle worker threads' wait for their next task (spin).
 
 The rule every part of poolkit keeps: NO PUBLIC CALL READS OR WRITES OUTSIDE AN ARRAY, WHATEVER
 ITS ARGUMENTS. The kernels are compiled without bounds checks, so they are only ever reached
