@@ -403,3 +403,21 @@ def test_engine_refuses_windows_past_the_padded_input(reduction):
         engine.pool(x, bad, reduction)
     ok = PoolSpec((4,), (2,), (2,), (1,), (0,), (1,), (3,), count_pad=True)  # ceil-mode-like
     assert np.isfinite(engine.pool(x, ok, "avg")).all()
+
+
+# Found by the fuzz harness (a segfault): the engine checked a hand-built fractional spec's
+# starts only in the dims it has; the kernels, which lift every problem to 3-D, also read the
+# start of each lifted dim, and one of 2**40 read far outside the input.
+@pytest.mark.parametrize("rank", [1, 2])
+def test_engine_checks_the_fractional_starts_of_lifted_dims(rank):
+    from poolkit import engine
+    from poolkit.shapes import FractionalSpec
+
+    x = np.ones((1, 3) + (6,) * rank, np.float32)
+    starts = np.zeros((3, 3, 5), np.int64)
+    starts[:, 3 - rank :, :5] = [2, 2, 1, 0, 3]
+    spec = FractionalSpec((6,) * rank, (5,) * rank, (2,) * rank, starts)
+    assert engine.pool(x, spec, "max").shape == (1, 3) + (5,) * rank
+    starts[0, 0, 0] = 2**40
+    with pytest.raises(ValueError, match="leading dims"):
+        engine.pool(x, FractionalSpec((6,) * rank, (5,) * rank, (2,) * rank, starts), "max")

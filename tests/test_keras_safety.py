@@ -5,6 +5,7 @@ fit together. Each case here used to return garbage or crash the interpreter."""
 
 from __future__ import annotations
 
+import math
 import os
 import subprocess
 import sys
@@ -268,3 +269,15 @@ def test_dropout_config_is_json_with_a_numpy_seed():
 
     layer = keras.layers.Dropout(0.5, seed=np.uint64(2**63))
     assert json.loads(json.dumps(layer.get_config()))["seed"] == 2**63
+
+
+@pytest.mark.parametrize("kw", [dict(negative_slope=math.inf), dict(threshold=math.inf),
+                                dict(negative_slope=math.nan), dict(threshold=-1.0)])
+def test_relu_refuses_arguments_that_make_finite_input_infinite(kw):
+    """Found by the fuzz harness: ReLU(negative_slope=inf) gave -inf for every negative input.
+    An infinite max_value stays allowed (no cap), and gives finite output."""
+    name = next(iter(kw))
+    with pytest.raises(ValueError, match=f"ReLU: {name}"):
+        keras.layers.ReLU(**kw)
+    x = np.linspace(-3, 3, 12, dtype=np.float32).reshape(2, 6)
+    assert np.isfinite(keras.layers.ReLU(max_value=math.inf, negative_slope=0.5)(x)).all()

@@ -292,6 +292,11 @@ def _check_spec_values(spec, red_name: str) -> None:
             s = st[:, 3 - rank + r, : spec.out_size[r]]
             if s.size and (s.min() < 0 or s.max() > spec.in_size[r] - spec.window[r]):
                 raise InvalidValue("pool: fractional windows must lie inside the input")
+        # The rows of the dims a 1-D or 2-D spec lacks are read too (the kernels lift every
+        # problem to 3-D, those dims of size 1): their one window starts at 0.
+        if st.shape[2] and st[:, : 3 - rank, 0].any():
+            raise InvalidValue(f"pool: fractional starts of the {3 - rank} leading dims a "
+                               f"{rank}-D spec lacks must be 0 (starts[:, :{3 - rank}, 0])")
     elif isinstance(spec, BlurSpec):
         if (spec.filt not in range(1, 8) or spec.mode not in (0, 1, 2) or rank > 2
                 or len(spec.stride) != rank or min(spec.stride) < 1

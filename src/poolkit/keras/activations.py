@@ -15,6 +15,7 @@ can be differentiated from its output) and the gradient ``gy`` of the output:
 
 from __future__ import annotations
 
+import math
 import numbers
 
 import numpy as np
@@ -121,8 +122,10 @@ def backward(name: str, y: np.ndarray, gy: np.ndarray) -> np.ndarray:
     raise AssertionError(name)
 
 
-def check_number(value, name: str, *, allow_none: bool = False, low: float = 0.0):
-    """``value`` as a float >= ``low`` (or None if ``allow_none``), for layer arguments."""
+def check_number(value, name: str, *, allow_none: bool = False, low: float = 0.0,
+                 finite: bool = False):
+    """``value`` as a float >= ``low`` (and finite if ``finite``; or None if ``allow_none``),
+    for layer arguments."""
     if value is None and allow_none:
         return None
     if not isinstance(value, numbers.Real) or isinstance(value, bool):
@@ -131,4 +134,6 @@ def check_number(value, name: str, *, allow_none: bool = False, low: float = 0.0
     v = float(value)
     if not v >= low:  # also rejects NaN
         raise InvalidValue(f"{name} must be >= {low:g}, got {value!r}")
+    if finite and v == math.inf:
+        raise InvalidValue(f"{name} must be finite, got {value!r}")
     return v

@@ -111,7 +111,8 @@ class ReLU(Layer):
         f(x) = min(x, m)      if x > t
         f(x) = a * (x - t)    if x <= t
 
-    so the defaults give max(x, 0). All three must be >= 0. Shape unchanged. The gradient is
+    so the defaults give max(x, 0). All three must be >= 0, ``negative_slope`` and
+    ``threshold`` finite. Shape unchanged. The gradient is
     1 where t < x < m, a where x <= t and 0 where x >= m.
     """
 
@@ -120,8 +121,11 @@ class ReLU(Layer):
     def __init__(self, max_value=None, negative_slope=0.0, threshold=0.0, **kwargs):
         super().__init__(**kwargs)
         self.max_value = _act.check_number(max_value, "ReLU: max_value", allow_none=True)
-        self.negative_slope = _act.check_number(negative_slope, "ReLU: negative_slope")
-        self.threshold = _act.check_number(threshold, "ReLU: threshold")
+        # finite: an infinite slope or threshold turns finite input into inf or NaN
+        # (max_value may be inf: no cap)
+        self.negative_slope = _act.check_number(negative_slope, "ReLU: negative_slope",
+                                                finite=True)
+        self.threshold = _act.check_number(threshold, "ReLU: threshold", finite=True)
         self._x = None
 
     def _args(self):
