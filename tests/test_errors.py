@@ -421,3 +421,19 @@ def test_engine_checks_the_fractional_starts_of_lifted_dims(rank):
     starts[0, 0, 0] = 2**40
     with pytest.raises(ValueError, match="leading dims"):
         engine.pool(x, FractionalSpec((6,) * rank, (5,) * rank, (2,) * rank, starts), "max")
+
+
+# Found by the fuzz harness: a hand-built spec with a negative divisor gave LP pooling NaN for
+# every input ((sum |x|^p / divisor)^(1/p)); and an absurd size made the memory check's own
+# message overflow (OverflowError formatting n / 2**30).
+def test_engine_refuses_a_negative_lp_divisor_and_words_absurd_sizes():
+    from poolkit import engine
+    from poolkit.shapes import PoolSpec
+
+    x = np.ones((1, 1, 4), np.float32)
+    spec = PoolSpec((4,), (2,), (2,), (1,), (0,), (0,), (2,), divisor=-1)
+    with pytest.raises(ValueError, match="divisor must be > 0"):
+        engine.pool(x, spec, "lp", p=2.0)
+    assert np.isfinite(engine.pool(x, spec, "avg")).all()  # torch's divisor_override allows it
+    with pytest.raises(ValueError, match=r"about 2\*\*1200 bytes"):
+        engine.check_memory(2**1200, "a weight", "layer")

@@ -244,7 +244,10 @@ def check_memory(n_bytes: int, what: str, op: str) -> None:
     asks for more memory than there is is refused, not attempted."""
     limit = memory_limit()
     if n_bytes > limit:
-        raise InvalidValue(f"{op}: {what} would take {n_bytes / 2**30:.1f} GiB, more than the "
+        # (a size past float range is written as a power of two: dividing it overflows)
+        size = (f"{n_bytes / 2**30:.1f} GiB" if n_bytes < 2**1000
+                else f"about 2**{int(n_bytes).bit_length() - 1} bytes")
+        raise InvalidValue(f"{op}: {what} would take {size}, more than the "
                            f"{limit / 2**30:.1f} GiB of memory this process may use")
 
 
@@ -274,6 +277,10 @@ def _check_spec_values(spec, red_name: str) -> None:
         if red_name in ("avg", "lp") and max(spec.dilation) != 1:
             raise InvalidValue(f"pool: average and LP pooling have no dilation, got "
                                f"{spec.dilation}")
+        if red_name == "lp" and spec.divisor < 0:
+            # (sum |x|^p / divisor)^(1/p) of a negative divisor is NaN for every input
+            raise InvalidValue(f"pool: LP pooling's divisor must be > 0 (or 0: the window's "
+                               f"cell count), got {spec.divisor}")
         # Every window starts before the end of the padded input (PyTorch's and Keras's
         # output sizes always give this): one that starts past it covers nothing, not even
         # padding, and an average over it would divide by zero.
