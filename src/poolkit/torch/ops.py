@@ -664,9 +664,7 @@ def call(op: PoolOp, x, args: tuple, with_indices: bool = False):
                 or _dispatch_stack_len()):
             try:
                 nkw = op.normalize(op.kwargs(run))
-            except SizeOutOfRange:
-                raise
-            except (ValueError, TypeError):
+            except (ValueError, TypeError):  # (a SizeOutOfRange: _fallback raises it again)
                 if op.module is None:
                     raise
                 return _fallback(op, x, op.kwargs(args), with_indices, "arguments")
