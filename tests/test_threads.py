@@ -183,3 +183,64 @@ def test_back_to_back_calls_with_and_without_the_idle_wait_agree(monkeypatch):
                     assert np.array_equal(PF.avg_pool2d(x, 3, 2, 1), a)
     finally:
         _threads.set_num_threads(old)
+
+
+@pytest.mark.parametrize("parts", [2, 3, 4, 8])
+def test_claimed_chunks_cover_the_tasks_once_in_order(parts):
+    for n in [*range(4 * parts, 4 * parts + 40), 1000, 1024, 12_544, 2**20 + 7]:
+        b = _threads._chunks(n, parts)
+        assert b[0] == 0 and b[-1] == n
+        sizes = np.diff(b)
+        assert (sizes > 0).all(), (n, b)
+        smallest = max(1, n // (4 * parts))
+        assert (sizes[:-1] >= smallest).all(), (n, b)
+        # guided: no chunk larger than a 1/(2 parts) share of what was left before it
+        left = n - np.asarray(b[:-1])
+        assert (sizes <= np.maximum(smallest, left // (2 * parts))).all(), (n, b)
+
+
+def test_claimed_chunks_give_the_single_thread_results(monkeypatch):
+    """Large calls split into chunks the threads claim in turn (here forced onto small
+    calls): every result equals the one computed in a single thread."""
+    x = np.random.default_rng(3).standard_normal((8, 16, 64, 64)).astype(np.float32)
+    old = _threads.get_num_threads()
+    try:
+        _threads.set_num_threads(1)
+        want = [f(x) for _, f in CALLS]
+        monkeypatch.setattr(_threads, "DYNAMIC_MIN_WORK", 0)
+        for n in (2, 3):
+            _threads.set_num_threads(n)
+            for _ in range(5):
+                for (name, f), w in zip(CALLS, want, strict=True):
+                    assert np.array_equal(f(x), w), (name, n)
+    finally:
+        _threads.set_num_threads(old)
+
+
+def test_a_failing_chunk_is_raised_after_every_other_chunk_ran(monkeypatch):
+    """A chunk that raises stops only its own thread: the other threads claim the rest, and
+    the caller gets the exception after all of them have finished (they write its arrays)."""
+    import threading
+
+    monkeypatch.setattr(_threads, "DYNAMIC_MIN_WORK", 0)
+    old = _threads.get_num_threads()
+    n = 64
+    bounds = _threads._chunks(n, 2)
+    bad = len(bounds) // 2  # a chunk in the middle
+    ran, lock = [], threading.Lock()
+
+    def kernel(lo, hi):
+        if lo == bounds[bad]:
+            raise ArithmeticError("chunk failed")
+        with lock:
+            ran.append((lo, hi))
+
+    try:
+        _threads.set_num_threads(2)
+        with pytest.raises(ArithmeticError, match="chunk failed"):
+            _threads.parallel_for(kernel, n, work=1 << 30)
+    finally:
+        _threads.set_num_threads(old)
+    expected = [(lo, hi) for lo, hi in zip(bounds[:-1], bounds[1:], strict=True)
+                if lo != bounds[bad]]
+    assert sorted(ran) == expected
