@@ -8,11 +8,13 @@ axis. x (N, in), z and the output gradient g (N, units).
 Each kernel is ONE serial, GIL-free body over a task range ``[lo, hi)`` (rows of x, or units
 for the weight gradient: every task writes its own rows, so results do not depend on the thread
 count); :func:`poolkit._threads.parallel_for` runs the ranges on several threads when the work
-reaches ``PAR_MIN_WORK`` multiply-adds. Measured on the tutorial's Dense (32 x 5408 -> 10,
-1.7M multiply-adds): 70-90 us serial each way, and no faster on two threads, since a
-parallel_for call costs 40-100 us itself; so dense kernels go parallel only from 8M. The entry
-points check every shape against the others before a kernel runs (the kernels do no bounds
-checks).
+reaches ``PAR_MIN_WORK`` multiply-adds (1M, as before the engine's own thread pool). On the
+tutorial's Dense (32 x 5408 -> 10, 1.7M multiply-adds) a kernel took 70-90 us serial on a quiet
+day and 300-380 us on a busy one (2026-12-02); run serially from 8M multiply-adds, a training
+step's dense layers also left poolkit's worker idle long enough to fall asleep before the next
+pooling call (a 60-80 us wake-up there). In-process A/B over 8 alternating rounds of 125
+training steps: 588 ms parallel against 718 ms serial (medians). The entry points check every
+shape against the others before a kernel runs (the kernels do no bounds checks).
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from ._jit import Kernel, sig
 
 __all__ = ["PAR_MIN_WORK", "dense_forward", "dense_backward_params", "dense_backward_input"]
 
-PAR_MIN_WORK = 1 << 23  # multiply-adds below which a kernel runs in the calling thread
+PAR_MIN_WORK = 1 << 20  # multiply-adds below which a kernel runs in the calling thread
 
 
 def _dense_fwd_tasks(x, wt, b, z, lo, hi):
