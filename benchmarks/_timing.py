@@ -32,7 +32,10 @@ def interleaved(fa, fb, rounds: int, per_round: int = 3) -> tuple[list[float], l
 def common_parser(doc: str, repeats: int = 5) -> argparse.ArgumentParser:
     """The arguments every pooling benchmark takes: rounds, threads, the input shape."""
     ap = argparse.ArgumentParser(description=doc.splitlines()[0])
-    ap.add_argument("--repeats", type=int, default=repeats, help="rounds of 3 calls per side")
+    ap.add_argument("--repeats", type=int, default=repeats, help="rounds of calls per side")
+    ap.add_argument("--per-round", type=int, default=3,
+                    help="calls per side in a round (default 3: each side's calls follow the "
+                         "other's closely; 10: mostly each side's steady state)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--shape", type=int, nargs=4, default=[32, 32, 112, 112])
     return ap

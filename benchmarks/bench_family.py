@@ -1,11 +1,15 @@
 """The pooling family's speed, side by side with torch 2.13 CPU in one process, as ratios.
 
-    python benchmarks/bench_family.py [--repeats 7] [--threads 2] [--shape 32 32 112 112]
+    python benchmarks/bench_family.py [--repeats 7] [--per-round 3] [--threads 2]
+                                      [--shape 32 32 112 112]
 
 Each case is timed in interleaved rounds (torch, poolkit, torch, poolkit, ...) so that load on
-a shared machine hits both alike; the table gives medians and minimums (ms) and the speed-up
-(torch time / poolkit time) with the issue's target. Torch's BlurPool is what antialiased-cnns
-runs: a reflection pad, then a depthwise conv with the 4x4 binomial filter and stride 2.
+a shared machine hits both alike. With the default 3 calls a round, poolkit's calls run while
+torch's OpenMP threads still spin after torch's last call (libgomp's default wait, milliseconds)
+and take a core; ``--per-round 10`` times each side mostly in its own steady state. The table
+gives medians and minimums (ms) and the speed-up (torch time / poolkit time) with the issue's
+target. Torch's BlurPool is what antialiased-cnns runs: a reflection pad, then a depthwise conv
+with the 4x4 binomial filter and stride 2.
 """
 
 from __future__ import annotations
@@ -80,12 +84,13 @@ def main(argv=None) -> None:
         ("adaptive avg 7x7 forward+backward", torch_adaptive_fb, pk_adaptive_fb, 5.0),
     ]
     print(f"input {tuple(args.shape)} float32 NCHW, {args.threads} threads, torch "
-          f"{torch.__version__}; times in ms (median, min over {args.repeats * 3} calls)")
+          f"{torch.__version__}; times in ms (median, min over {args.repeats * args.per_round} "
+          f"calls, {args.per_round} a round)")
     print(HEADER)
     for name, ft, fp, target in cases:
         if args.only and not any(s in name for s in args.only):
             continue
-        tt, tp = interleaved(ft, fp, args.repeats)
+        tt, tp = interleaved(ft, fp, args.repeats, args.per_round)
         print(ratio_row(name, tt, tp, target), flush=True)
 
 

@@ -95,11 +95,12 @@ def main(argv=None) -> None:
         ),
     ]
     print(f"input {tuple(args.shape)} float32, {args.threads} threads, torch {torch.__version__}, "
-          f"numba {numba.__version__}; times in ms (median, min over {args.repeats * 3} calls)")
+          f"numba {numba.__version__}; times in ms (median, min over "
+          f"{args.repeats * args.per_round} calls, {args.per_round} a round)")
     print(HEADER)
     results = {}
     for name, ft, fp in cases:
-        tt, tp = interleaved(ft, fp, args.repeats)
+        tt, tp = interleaved(ft, fp, args.repeats, args.per_round)
         results[name] = tp
         print(ratio_row(name, tt, tp))
 
