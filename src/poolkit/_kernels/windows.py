@@ -30,12 +30,20 @@ def _take(v, m):
 
 
 @njit(boundscheck=False)
-def _rows_reduce(xr, n, rowv, rowi, start, count, od, oh, H, WC, RED, IDX):
-    """Reduce the window rows of output row (od, oh) of sample ``n`` into rowv (and their
-    winning row in rowi) over all W*C columns; ``xr`` is the input as (N, D*H, W*C) rows. Rows
-    are read as ``xr[n, r, k]``: the sample and row are loop-invariant, so the inner loop
-    vectorises without a view made per row (a view costs as much as summing a short row)."""
+def _rows_reduce(xr, n, rowv, rowi, tmpv, tmpi, start, count, od, oh, H, WC, RED, IDX):
+    """Reduce the window rows of output row (od, oh) of sample ``n`` over all W*C columns into
+    rowv (and their winning row into rowi), or, for a maximum, into tmpv/tmpi when it returns
+    True; ``xr`` is the input as (N, D*H, W*C) rows. Rows are read as ``xr[n, r, k]``: the
+    sample and row are loop-invariant, so the inner loop vectorises without a view made per
+    row (a view costs as much as summing a short row).
+
+    A maximum is written from one buffer into the other, row after row, never back into the
+    buffer it reads: ``m[k] = v if v > m[k] else m[k]`` in place lets LLVM store only the
+    changed lanes, a masked store (``vmaskmovps``) that is microcoded on AMD CPUs: 2x slower
+    for the whole adaptive max kernel on this project's EPYC machine."""
     first = True
+    swapped = False
+    av, ai, bv, bi = rowv, rowi, tmpv, tmpi
     for i_d in range(start[0, od], start[0, od] + count[0, od]):
         for i_h in range(start[1, oh], start[1, oh] + count[1, oh]):
             r = i_d * H + i_h
@@ -48,16 +56,26 @@ def _rows_reduce(xr, n, rowv, rowi, start, count, od, oh, H, WC, RED, IDX):
             elif RED == RED_SUM:
                 for k in range(WC):
                     rowv[k] += xr[n, r, k]
-            elif IDX:
-                for k in range(WC):
-                    v = xr[n, r, k]
-                    t = _take(v, rowv[k])
-                    rowv[k] = v if t else rowv[k]
-                    rowi[k] = r if t else rowi[k]
             else:
-                for k in range(WC):
-                    v = xr[n, r, k]
-                    rowv[k] = v if _take(v, rowv[k]) else rowv[k]
+                if IDX:
+                    for k in range(WC):
+                        v = xr[n, r, k]
+                        m = av[k]
+                        t = _take(v, m)
+                        bv[k] = v if t else m
+                        # bitwise, not a select: LLVM would load ai[k] only where t is false,
+                        # a masked load (vpmaskmovq); nor a multiply (no int64 one in AVX2)
+                        j = ai[k]
+                        bi[k] = j ^ ((j ^ r) & -np.int64(t))
+                else:
+                    for k in range(WC):
+                        v = xr[n, r, k]
+                        m = av[k]
+                        bv[k] = v if _take(v, m) else m
+                av, bv = bv, av
+                ai, bi = bi, ai
+                swapped = not swapped
+    return swapped
 
 
 @njit(boundscheck=False)
@@ -110,15 +128,21 @@ def _win_fwd(red, with_idx, c1, dtype):
         iall = idx.reshape(idx.size)
         rowv = np.empty(WC, x.dtype)
         rowi = np.empty(WC if with_idx else 0, np.int64)
+        tmpv = np.empty(0 if red == RED_SUM else WC, x.dtype)
+        tmpi = np.empty(WC if with_idx else 0, np.int64)
         n, od, oh = row_coords(t0, OD, OH)
         for t in range(t0, t1):
-            _rows_reduce(xr, n, rowv, rowi, start, count, od, oh, H, WC, red, with_idx)
+            if _rows_reduce(xr, n, rowv, rowi, tmpv, tmpi, start, count, od, oh, H, WC, red,
+                            with_idx):
+                vv, vi = tmpv, tmpi
+            else:
+                vv, vi = rowv, rowi
             o0 = t * OW * C
             for ow in range(OW):
                 w0 = start[2, ow]
                 w1 = w0 + count[2, ow]
                 for c in range(C):
-                    m, j = _cols_reduce(rowv, rowi, w0, w1, c, C, W, red, with_idx)
+                    m, j = _cols_reduce(vv, vi, w0, w1, c, C, W, red, with_idx)
                     if red == RED_SUM:
                         m = m / (count[0, od] * count[1, oh] * count[2, ow])
                     oall[o0 + ow * C + c] = m
