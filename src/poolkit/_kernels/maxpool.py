@@ -24,7 +24,6 @@ from numba import njit
 
 from ._jit import Kernel, sig
 from .rows import (
-    V_ANY,
     V_ANY_C1,
     V_2x2,
     V_2x2_C1,
@@ -63,51 +62,60 @@ def _group_max(x0, x1, x2, col, K, Dl, C, c, R):
 
 
 @njit(inline="always")
-def _pair_argmax(x0, x1, s0, s1, col, K, Dl, C, c):
-    """Like _pair_max, also returning the flat spatial index (views start at s0, s1)."""
-    m = x0[col * C + c]
-    i = s0 + col
-    for j in range(1, K):
+def _group_argmax(x0, x1, x2, s0, s1, s2, col, K, Dl, C, c, R):
+    """Max over R (2 or 3) window rows (views x0, x1, x2 starting at flat cells s0, s1, s2)
+    and its flat spatial index, without data-dependent branches: m is the group's maximum
+    (PyTorch's rule), its position k in row-major order the first cell equal to m or, if m is
+    NaN, the last NaN, both found with selects (random data would mispredict every branch).
+    A missing row may repeat the row before it: its cells then never come first."""
+    m = _group_max(x0, x1, x2, col, K, Dl, C, c, R)
+    # Row and column of the winner as int32 selects (lanes as wide as float32's; an int64
+    # division by K has no vector instruction and kept the loop scalar).
+    one, two = np.int32(1), np.int32(2)
+    rk = jk = rn = jn = np.int32(0)
+    if R == 3:
+        for j in range(K - 1, -1, -1):
+            e = x2[(col + j * Dl) * C + c] == m
+            rk = two if e else rk
+            jk = np.int32(j) if e else jk
+    for j in range(K - 1, -1, -1):
+        e = x1[(col + j * Dl) * C + c] == m
+        rk = one if e else rk
+        jk = np.int32(j) if e else jk
+    for j in range(K - 1, -1, -1):
+        e = x0[(col + j * Dl) * C + c] == m
+        rk = np.int32(0) if e else rk
+        jk = np.int32(j) if e else jk
+    for j in range(K):
         v = x0[(col + j * Dl) * C + c]
-        if _better(v, m):
-            m = v
-            i = s0 + col + j * Dl
+        rn = np.int32(0) if v != v else rn
+        jn = np.int32(j) if v != v else jn
     for j in range(K):
         v = x1[(col + j * Dl) * C + c]
-        if _better(v, m):
-            m = v
-            i = s1 + col + j * Dl
-    return m, i
+        rn = one if v != v else rn
+        jn = np.int32(j) if v != v else jn
+    if R == 3:
+        for j in range(K):
+            v = x2[(col + j * Dl) * C + c]
+            rn = two if v != v else rn
+            jn = np.int32(j) if v != v else jn
+    isn = m != m
+    r = rn if isn else rk
+    j = jn if isn else jk
+    s = s0 if r == 0 else (s1 if r == 1 else s2)
+    return m, s + col + j * Dl
 
 
 @njit(inline="always")
-def _pair_argmax_arith(x0, x1, s0, s1, col, K, Dl, C, c):
-    """_pair_argmax without data-dependent branches: m is the pair's maximum (PyTorch's rule);
-    its position k in row-major order is the first cell equal to m or, if m is NaN, the last
-    NaN, both counted with integer arithmetic (random data would mispredict every branch)."""
-    m = _group_max(x0, x1, x1, col, K, Dl, C, c, 2)
-    lead = 0
-    alive = 1
-    for j in range(K):
-        alive = alive * (x0[(col + j * Dl) * C + c] != m)
-        lead += alive
-    for j in range(K):
-        alive = alive * (x1[(col + j * Dl) * C + c] != m)
-        lead += alive
-    trail = 0
-    alive = 1
-    for j in range(K - 1, -1, -1):
-        v = x1[(col + j * Dl) * C + c]
-        alive = alive * (v == v)
-        trail += alive
-    for j in range(K - 1, -1, -1):
-        v = x0[(col + j * Dl) * C + c]
-        alive = alive * (v == v)
-        trail += alive
-    isn = m != m
-    k = isn * (2 * K - 1 - trail) + (1 - isn) * lead
-    r = k // K
-    return m, s0 + r * (s1 - s0) + col + (k - r * K) * Dl
+def _merge(sv, si, dv, di, q, m, i):
+    """dv[q], di[q] = the later group's (m, i) if it wins under PyTorch's rule (greater, or a
+    NaN), else the earlier groups' sv[q], si[q]; into other buffers than it reads (no masked
+    store) and with bitwise index selection (no masked load)."""
+    p = sv[q]
+    j = si[q]
+    t = (m > p) | (m != m)
+    dv[q] = m if t else p
+    di[q] = j ^ ((j ^ i) & -np.int64(t))
 
 
 @njit(inline="always")
@@ -187,8 +195,17 @@ def _max_chunk(x, out, t0, t1, init, geo, lo, hi, rows, dummy, K, S, Dl, C, R):
 
 
 @njit(inline="always")
-def _argmax_row(xs, od, oh, mrow, irow, rows, init, geo, lo, hi, first, H, W, K, S, Dl, C):
-    """Max and flat per-plane spatial index of every window of output row (od, oh)."""
+def _argmax_row(xs, od, oh, mrow, irow, tmrow, tirow, rows, init, geo, lo, hi, first, H, W, K,
+                S, Dl, C, R):
+    """Max and flat per-plane spatial index of every window of output row (od, oh), into mrow
+    and irow (tmrow and tirow: scratch rows of the same sizes).
+
+    Window rows are taken R (2 or 3) at a time, each group's (max, index) found without
+    branches and merged into the earlier groups' with PyTorch's rule (a later group wins on a
+    greater value or a NaN). The merge writes into the other of two buffers, never back into
+    the one it reads (in place, LLVM may store only the changed lanes: a masked store,
+    microcoded on AMD CPUs, as in windows._rows_reduce). (3x3/2 with indices took 22x the time
+    of 3x3/2 without when this was a branchy scan with runtime window sizes.)"""
     pw, a, b = geo[2, 3], geo[2, 4], geo[2, 5]
     OW = mrow.shape[0] // C
     n_in = max(b - a, 0)
@@ -201,34 +218,59 @@ def _argmax_row(xs, od, oh, mrow, irow, rows, init, geo, lo, hi, first, H, W, K,
             irow[ow * C + c] = f
     m_in = mrow[a * C :]
     i_in = irow[a * C :]
-    for g in range(0, nr, 2):
-        r1 = rows[g + 1] if g + 1 < nr else rows[g]
+    tm_in = tmrow[a * C :]
+    ti_in = tirow[a * C :]
+    for g in range(0, nr, R):
+        r1 = rows[min(g + 1, nr - 1)]
+        r2 = rows[min(g + 2, nr - 1)]
         s0 = rows[g] + a * S - pw
         s1 = r1 + a * S - pw
+        s2 = r2 + a * S - pw
         x0 = xs[s0 * C :]
         x1 = xs[s1 * C :]
+        x2 = xs[s2 * C :]
+        # C == 1 without the channel loop: LLVM does not remove a one-trip loop around a
+        # large body before vectorising (as in _max_chunk).
         if g == 0:
-            for ow in range(n_in):
-                for c in range(C):
-                    m, i = _pair_argmax_arith(x0, x1, s0, s1, ow * S, K, Dl, C, c)
-                    m_in[ow * C + c] = m
-                    i_in[ow * C + c] = i
-        else:
-            for ow in range(n_in):
-                for c in range(C):
-                    m, i = _pair_argmax(x0, x1, s0, s1, ow * S, K, Dl, C, c)
-                    if _better(m, m_in[ow * C + c]):
+            if C == 1:
+                for ow in range(n_in):
+                    m, i = _group_argmax(x0, x1, x2, s0, s1, s2, ow * S, K, Dl, 1, 0, R)
+                    m_in[ow] = m
+                    i_in[ow] = i
+            else:
+                for ow in range(n_in):
+                    for c in range(C):
+                        m, i = _group_argmax(x0, x1, x2, s0, s1, s2, ow * S, K, Dl, C, c, R)
                         m_in[ow * C + c] = m
                         i_in[ow * C + c] = i
-        k = min(2, nr - g)
+        else:
+            if (g // R) % 2 == 1:
+                sv, si, dv, di = m_in, i_in, tm_in, ti_in
+            else:
+                sv, si, dv, di = tm_in, ti_in, m_in, i_in
+            if C == 1:
+                for ow in range(n_in):
+                    m, i = _group_argmax(x0, x1, x2, s0, s1, s2, ow * S, K, Dl, 1, 0, R)
+                    _merge(sv, si, dv, di, ow, m, i)
+            else:
+                for ow in range(n_in):
+                    for c in range(C):
+                        m, i = _group_argmax(x0, x1, x2, s0, s1, s2, ow * S, K, Dl, C, c, R)
+                        _merge(sv, si, dv, di, ow * C + c, m, i)
+        k = min(R, nr - g)
         for ow in range(a):
             _border(mrow, irow, xs, rows, g, k, ow, W, K, S, Dl, pw, C, True)
         for ow in range(b, OW):
             _border(mrow, irow, xs, rows, g, k, ow, W, K, S, Dl, pw, C, True)
+    if nr > 0 and ((nr - 1) // R) % 2 == 1:  # the last group was merged into the scratch rows
+        for k in range(n_in * C):
+            m_in[k] = tm_in[k]
+            i_in[k] = ti_in[k]
 
 
 @njit(boundscheck=False, _nrt=False)
-def _max_idx_chunk(x, out, idx, t0, t1, init, geo, lo, hi, first, rows, K, S, Dl, C):
+def _max_idx_chunk(x, out, idx, t0, t1, init, geo, lo, hi, first, rows, tmrow, tirow, K, S, Dl,
+                   C, R):
     D, H, W = x.shape[1], x.shape[2], x.shape[3]
     OD, OH, OW = out.shape[1], out.shape[2], out.shape[3]
     plane, orl = D * H * W * C, OW * C
@@ -239,7 +281,8 @@ def _max_idx_chunk(x, out, idx, t0, t1, init, geo, lo, hi, first, rows, K, S, Dl
     for t in range(t0, t1):
         _argmax_row(
             xall[n * plane : (n + 1) * plane], od, oh, oall[t * orl : (t + 1) * orl],
-            iall[t * orl : (t + 1) * orl], rows, init, geo, lo, hi, first, H, W, K, S, Dl, C,
+            iall[t * orl : (t + 1) * orl], tmrow, tirow, rows, init, geo, lo, hi, first, H, W,
+            K, S, Dl, C, R,
         )
         n, od, oh = next_row(n, od, oh, OD, OH)
 
@@ -356,7 +399,8 @@ def _max_bwd_tiled(x, g, gx, n, geo, lo, hi, rows, mrow, found, K, C):
 
 
 @njit(boundscheck=False, _nrt=False)
-def _max_bwd_scatter(x, g, gx, n, init, geo, lo, hi, first, valid, rows, mrow, irow, K, S, Dl, C):
+def _max_bwd_scatter(x, g, gx, n, init, geo, lo, hi, first, valid, rows, mrow, irow, tm, ti, K, S,
+                     Dl, C, R):
     """gx[n] from g[n], general case: the sample is zeroed while in cache, then each window's
     gradient is added at its argmax in output row-major order, as PyTorch does, so
     overlapping windows accumulate identically."""
@@ -371,7 +415,8 @@ def _max_bwd_scatter(x, g, gx, n, init, geo, lo, hi, first, valid, rows, mrow, i
             if valid[0, od] == 0 or valid[1, oh] == 0:
                 continue
             grow = gsample[(od * OH + oh) * OW * C : (od * OH + oh + 1) * OW * C]
-            _argmax_row(xs, od, oh, mrow, irow, rows, init, geo, lo, hi, first, H, W, K, S, Dl, C)
+            _argmax_row(xs, od, oh, mrow, irow, tm, ti, rows, init, geo, lo, hi, first, H, W, K, S,
+                        Dl, C, R)
             for ow in range(OW):
                 if valid[2, ow] == 0:
                     continue
@@ -424,20 +469,37 @@ def _max_fwd_idx(variant, dtype):
         n_rows = out.shape[0] * out.shape[1] * out.shape[2]
         kw, sw, dw, C = geo[2, 0], geo[2, 1], geo[2, 2], x.shape[4]
         rows = np.empty(geo[0, 0] * geo[1, 0], np.int64)
+        tm = np.empty(out.shape[3] * C, x.dtype)  # scratch rows of _argmax_row
+        ti = np.empty(out.shape[3] * C, np.int64)
         for ch in range(c0, c1):
             t0, t1 = chunk_bounds(ch, n_chunks, n_rows)
             if variant == V_2x2_C1:
-                _max_idx_chunk(x, out, idx, t0, t1, init, geo, lo, hi, first, rows, 2, 2, 1, 1)
+                _max_idx_chunk(x, out, idx, t0, t1, init, geo, lo, hi, first, rows, tm, ti,
+                               2, 2, 1, 1, 2)
             elif variant == V_2x2:
-                _max_idx_chunk(x, out, idx, t0, t1, init, geo, lo, hi, first, rows, 2, 2, 1, C)
+                _max_idx_chunk(x, out, idx, t0, t1, init, geo, lo, hi, first, rows, tm, ti,
+                               2, 2, 1, C, 2)
             elif variant == V_2x2s1_C1:
-                _max_idx_chunk(x, out, idx, t0, t1, init, geo, lo, hi, first, rows, 2, 1, 1, 1)
+                _max_idx_chunk(x, out, idx, t0, t1, init, geo, lo, hi, first, rows, tm, ti,
+                               2, 1, 1, 1, 2)
             elif variant == V_2x2s1:
-                _max_idx_chunk(x, out, idx, t0, t1, init, geo, lo, hi, first, rows, 2, 1, 1, C)
-            elif variant == V_ANY_C1 or variant == V_3x3s2_C1 or variant == V_3x3s1_C1:
-                _max_idx_chunk(x, out, idx, t0, t1, init, geo, lo, hi, first, rows, kw, sw, dw, 1)
+                _max_idx_chunk(x, out, idx, t0, t1, init, geo, lo, hi, first, rows, tm, ti,
+                               2, 1, 1, C, 2)
+            elif variant == V_3x3s2_C1:
+                _max_idx_chunk(x, out, idx, t0, t1, init, geo, lo, hi, first, rows, tm, ti,
+                               3, 2, 1, 1, 3)
+            elif variant == V_3x3s1_C1:
+                _max_idx_chunk(x, out, idx, t0, t1, init, geo, lo, hi, first, rows, tm, ti,
+                               3, 1, 1, 1, 3)
+            elif variant == V_3x3s2:
+                _max_idx_chunk(x, out, idx, t0, t1, init, geo, lo, hi, first, rows, tm, ti,
+                               3, 2, 1, C, 3)
+            elif variant == V_ANY_C1:
+                _max_idx_chunk(x, out, idx, t0, t1, init, geo, lo, hi, first, rows, tm, ti,
+                               kw, sw, dw, 1, 2)
             else:
-                _max_idx_chunk(x, out, idx, t0, t1, init, geo, lo, hi, first, rows, kw, sw, dw, C)
+                _max_idx_chunk(x, out, idx, t0, t1, init, geo, lo, hi, first, rows, tm, ti,
+                               kw, sw, dw, C, 2)
 
     return max_fwd_idx
 
@@ -451,6 +513,8 @@ def _max_bwd(variant, tiled, dtype):
         rows = np.empty(geo[0, 0] * geo[1, 0], np.int64)
         mrow = np.empty(g.shape[3] * C, x.dtype)
         irow = np.empty(g.shape[3] * C, np.int64)
+        tm = np.empty(0 if tiled else g.shape[3] * C, x.dtype)  # scratch rows of _argmax_row
+        ti = np.empty(0 if tiled else g.shape[3] * C, np.int64)
         for n in range(n0, n1):
             if tiled:
                 if variant == V_2x2_C1:
@@ -462,22 +526,37 @@ def _max_bwd(variant, tiled, dtype):
                     _max_bwd_tiled(x, g, gx, n, geo, lo, hi, rows, mrow, irow, kw, 1)
                 else:
                     _max_bwd_tiled(x, g, gx, n, geo, lo, hi, rows, mrow, irow, kw, C)
-            elif variant == V_2x2s1_C1:  # MaxBlurPool's max pooling: overlapping windows
-                _max_bwd_scatter(
-                    x, g, gx, n, init, geo, lo, hi, first, valid, rows, mrow, irow, 2, 1, 1, 1
-                )
-            elif variant == V_2x2s1:
-                _max_bwd_scatter(
-                    x, g, gx, n, init, geo, lo, hi, first, valid, rows, mrow, irow, 2, 1, 1, C
-                )
-            elif variant == V_ANY or variant == V_2x2 or variant == V_3x3s2:
-                _max_bwd_scatter(
-                    x, g, gx, n, init, geo, lo, hi, first, valid, rows, mrow, irow, kw, sw, dw, C
-                )
             else:
-                _max_bwd_scatter(
-                    x, g, gx, n, init, geo, lo, hi, first, valid, rows, mrow, irow, kw, sw, dw, 1
-                )
+                # Overlapping, padded or partial windows. Literal sizes for the common cases:
+                # with runtime ones each window's argmax costs ~80 ns (loops of unknown trip
+                # count, an integer division), 20x the literal 3x3 code.
+                if variant == V_2x2s1_C1:  # MaxBlurPool's max pooling
+                    _max_bwd_scatter(x, g, gx, n, init, geo, lo, hi, first, valid, rows, mrow, irow,
+                                     tm, ti, 2, 1, 1, 1, 2)
+                elif variant == V_2x2s1:
+                    _max_bwd_scatter(x, g, gx, n, init, geo, lo, hi, first, valid, rows, mrow, irow,
+                                     tm, ti, 2, 1, 1, C, 2)
+                elif variant == V_2x2_C1:
+                    _max_bwd_scatter(x, g, gx, n, init, geo, lo, hi, first, valid, rows, mrow, irow,
+                                     tm, ti, 2, 2, 1, 1, 2)
+                elif variant == V_2x2:
+                    _max_bwd_scatter(x, g, gx, n, init, geo, lo, hi, first, valid, rows, mrow, irow,
+                                     tm, ti, 2, 2, 1, C, 2)
+                elif variant == V_3x3s2_C1:
+                    _max_bwd_scatter(x, g, gx, n, init, geo, lo, hi, first, valid, rows, mrow, irow,
+                                     tm, ti, 3, 2, 1, 1, 3)
+                elif variant == V_3x3s1_C1:
+                    _max_bwd_scatter(x, g, gx, n, init, geo, lo, hi, first, valid, rows, mrow, irow,
+                                     tm, ti, 3, 1, 1, 1, 3)
+                elif variant == V_3x3s2:
+                    _max_bwd_scatter(x, g, gx, n, init, geo, lo, hi, first, valid, rows, mrow, irow,
+                                     tm, ti, 3, 2, 1, C, 3)
+                elif variant == V_ANY_C1:
+                    _max_bwd_scatter(x, g, gx, n, init, geo, lo, hi, first, valid, rows, mrow, irow,
+                                     tm, ti, kw, sw, dw, 1, 2)
+                else:
+                    _max_bwd_scatter(x, g, gx, n, init, geo, lo, hi, first, valid, rows, mrow, irow,
+                                     tm, ti, kw, sw, dw, C, 2)
 
     return max_bwd
 
