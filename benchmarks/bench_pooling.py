@@ -79,6 +79,16 @@ def main(argv=None) -> None:
         F.max_pool2d(x, 2, 2)
         return F.max_pool2d_backward(g, x, 2, 2)
 
+    # ResNet's stem pooling: overlapping, padded windows (the output is also (H/2, W/2))
+    def torch_fwd_bwd3():
+        y = TF.max_pool2d(txg, 3, 2, 1)
+        (gx,) = torch.autograd.grad(y, txg, tg)
+        return gx
+
+    def pk_fwd_bwd3():
+        F.max_pool2d(x, 3, 2, 1)
+        return F.max_pool2d_backward(g, x, 3, 2, 1)
+
     cases = [
         ("max_pool2d 2x2/2 NCHW", lambda: TF.max_pool2d(tx, 2, 2), lambda: F.max_pool2d(x, 2, 2)),
         (
@@ -86,8 +96,14 @@ def main(argv=None) -> None:
             lambda: TF.max_pool2d(tx, 3, 2, 1),
             lambda: F.max_pool2d(x, 3, 2, 1),
         ),
+        (
+            "max_pool2d 3x3/2 pad 1 with indices",
+            lambda: TF.max_pool2d(tx, 3, 2, 1, return_indices=True),
+            lambda: F.max_pool2d(x, 3, 2, 1, return_indices=True),
+        ),
         ("avg_pool2d 2x2/2 NCHW", lambda: TF.avg_pool2d(tx, 2, 2), lambda: F.avg_pool2d(x, 2, 2)),
         ("max 2x2/2 forward+backward NCHW", torch_fwd_bwd, pk_fwd_bwd),
+        ("max 3x3/2 pad 1 forward+backward", torch_fwd_bwd3, pk_fwd_bwd3),
         (
             "max 2x2/2 NHWC (torch channels_last)",
             lambda: TF.max_pool2d(tx_cl, 2, 2),
