@@ -64,56 +64,44 @@ def _group_max(x0, x1, x2, col, K, Dl, C, c, R):
 @njit(inline="always")
 def _group_argmax(x0, x1, x2, s0, s1, s2, col, K, Dl, C, c, R):
     """Max over R (2 or 3) window rows (views x0, x1, x2 starting at flat cells s0, s1, s2)
-    and its flat spatial index, without data-dependent branches: m is the group's maximum
-    (PyTorch's rule), its position k in row-major order the first cell equal to m or, if m is
-    NaN, the last NaN, both found with selects (random data would mispredict every branch).
-    A missing row may repeat the row before it: its cells then never come first."""
-    m = _group_max(x0, x1, x2, col, K, Dl, C, c, R)
-    # Row and column of the winner as int32 selects (lanes as wide as float32's; an int64
-    # division by K has no vector instruction and kept the loop scalar).
-    one, two = np.int32(1), np.int32(2)
-    rk = jk = rn = jn = np.int32(0)
-    if R == 3:
-        for j in range(K - 1, -1, -1):
-            e = x2[(col + j * Dl) * C + c] == m
-            rk = two if e else rk
-            jk = np.int32(j) if e else jk
-    for j in range(K - 1, -1, -1):
-        e = x1[(col + j * Dl) * C + c] == m
-        rk = one if e else rk
-        jk = np.int32(j) if e else jk
-    for j in range(K - 1, -1, -1):
-        e = x0[(col + j * Dl) * C + c] == m
-        rk = np.int32(0) if e else rk
-        jk = np.int32(j) if e else jk
-    for j in range(K):
+    and its flat spatial index, by PyTorch's scan in row-major order (a cell wins if greater
+    or NaN: the first maximum, or the last NaN) written as selects, not branches (random data
+    would mispredict every one). The winner's row and column are int32 (lanes as wide as
+    float32's; an int64 division has no vector instruction and kept the loop scalar). A
+    missing row may repeat the row before it: its cells are then never greater."""
+    m = x0[col * C + c]
+    rk = jk = np.int32(0)
+    for j in range(1, K):
         v = x0[(col + j * Dl) * C + c]
-        rn = np.int32(0) if v != v else rn
-        jn = np.int32(j) if v != v else jn
+        t = (v > m) | (v != v)
+        m = v if t else m
+        jk = np.int32(j) if t else jk
     for j in range(K):
         v = x1[(col + j * Dl) * C + c]
-        rn = one if v != v else rn
-        jn = np.int32(j) if v != v else jn
+        t = (v > m) | (v != v)
+        m = v if t else m
+        rk = np.int32(1) if t else rk
+        jk = np.int32(j) if t else jk
     if R == 3:
         for j in range(K):
             v = x2[(col + j * Dl) * C + c]
-            rn = two if v != v else rn
-            jn = np.int32(j) if v != v else jn
-    isn = m != m
-    r = rn if isn else rk
-    j = jn if isn else jk
-    s = s0 if r == 0 else (s1 if r == 1 else s2)
-    return m, s + col + j * Dl
+            t = (v > m) | (v != v)
+            m = v if t else m
+            rk = np.int32(2) if t else rk
+            jk = np.int32(j) if t else jk
+    s = s0 if rk == 0 else (s1 if rk == 1 else s2)
+    return m, s + col + jk * Dl
 
 
 @njit(inline="always")
-def _merge(sv, si, dv, di, q, m, i):
+def _merge(sv, si, dv, di, q, m, i, fresh):
     """dv[q], di[q] = the later group's (m, i) if it wins under PyTorch's rule (greater, or a
-    NaN), else the earlier groups' sv[q], si[q]; into other buffers than it reads (no masked
-    store) and with bitwise index selection (no masked load)."""
+    NaN) or is the first (``fresh``: sv, si are then not yet set), else the earlier groups'
+    sv[q], si[q]; into other buffers than it reads (no masked store) and with bitwise index
+    selection (no masked load)."""
     p = sv[q]
     j = si[q]
-    t = (m > p) | (m != m)
+    t = fresh | (m > p) | (m != m)
     dv[q] = m if t else p
     di[q] = j ^ ((j ^ i) & -np.int64(t))
 
@@ -229,34 +217,24 @@ def _argmax_row(xs, od, oh, mrow, irow, tmrow, tirow, rows, init, geo, lo, hi, f
         x0 = xs[s0 * C :]
         x1 = xs[s1 * C :]
         x2 = xs[s2 * C :]
+        # The first group is a merge that takes the group's values whatever the scratch rows
+        # hold: one inlined copy of the group code fewer (each costs seconds of compilation)
+        fresh = g == 0
+        if (g // R) % 2 == 1:
+            sv, si, dv, di = m_in, i_in, tm_in, ti_in
+        else:
+            sv, si, dv, di = tm_in, ti_in, m_in, i_in
         # C == 1 without the channel loop: LLVM does not remove a one-trip loop around a
         # large body before vectorising (as in _max_chunk).
-        if g == 0:
-            if C == 1:
-                for ow in range(n_in):
-                    m, i = _group_argmax(x0, x1, x2, s0, s1, s2, ow * S, K, Dl, 1, 0, R)
-                    m_in[ow] = m
-                    i_in[ow] = i
-            else:
-                for ow in range(n_in):
-                    for c in range(C):
-                        m, i = _group_argmax(x0, x1, x2, s0, s1, s2, ow * S, K, Dl, C, c, R)
-                        m_in[ow * C + c] = m
-                        i_in[ow * C + c] = i
+        if C == 1:
+            for ow in range(n_in):
+                m, i = _group_argmax(x0, x1, x2, s0, s1, s2, ow * S, K, Dl, 1, 0, R)
+                _merge(sv, si, dv, di, ow, m, i, fresh)
         else:
-            if (g // R) % 2 == 1:
-                sv, si, dv, di = m_in, i_in, tm_in, ti_in
-            else:
-                sv, si, dv, di = tm_in, ti_in, m_in, i_in
-            if C == 1:
-                for ow in range(n_in):
-                    m, i = _group_argmax(x0, x1, x2, s0, s1, s2, ow * S, K, Dl, 1, 0, R)
-                    _merge(sv, si, dv, di, ow, m, i)
-            else:
-                for ow in range(n_in):
-                    for c in range(C):
-                        m, i = _group_argmax(x0, x1, x2, s0, s1, s2, ow * S, K, Dl, C, c, R)
-                        _merge(sv, si, dv, di, ow * C + c, m, i)
+            for ow in range(n_in):
+                for c in range(C):
+                    m, i = _group_argmax(x0, x1, x2, s0, s1, s2, ow * S, K, Dl, C, c, R)
+                    _merge(sv, si, dv, di, ow * C + c, m, i, fresh)
         k = min(R, nr - g)
         for ow in range(a):
             _border(mrow, irow, xs, rows, g, k, ow, W, K, S, Dl, pw, C, True)
