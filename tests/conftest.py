@@ -14,6 +14,8 @@ filtered away: the tests do not need their own copy of the output-size formula.
 from __future__ import annotations
 
 import os
+import sys
+from pathlib import Path
 
 import numpy as np
 from hypothesis import HealthCheck, settings
@@ -29,6 +31,22 @@ settings.register_profile("ci", max_examples=40, derandomize=True, **_common)
 settings.register_profile("thorough", max_examples=400, **_common)
 settings.register_profile("dev", max_examples=100, **_common)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
+
+def pytest_collection_finish(session):
+    """Before a run of (most of) the suite, compile the kernels it uses over all CPUs
+    (kernel_specs.py says why); a run of a few files compiles only what it needs, as it goes."""
+    files = {item.path for item in session.items}
+    if 2 * len(files) < len(list(Path(__file__).parent.glob("test_*.py"))):
+        return
+    sys.path.insert(0, str(Path(__file__).parent))
+    import kernel_specs
+
+    from poolkit._kernels.precompile import precompile
+
+    seconds = precompile(kernel_specs.load())
+    if seconds:
+        print(f"\nkernels compiled ahead in {seconds:.0f} s")
 
 FLOAT_DTYPES = (np.float16, np.float32, np.float64)
 INT_DTYPES = (np.int8, np.uint8, np.int16, np.int32, np.int64)

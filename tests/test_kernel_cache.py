@@ -121,3 +121,27 @@ def test_concurrent_processes_compiling_into_one_cache(tmp_path):
         assert _finish(p) == []
     assert _run(cache, CASES) == []
     _one_signature_per_index(cache)
+
+
+def test_the_suites_kernel_list_names_real_specialisations(tmp_path):
+    """kernel_specs.json (compiled ahead by conftest.py) names kernels and keys that exist,
+    once each; and its generator reads a cache directory's index names back into keys."""
+    sys.path.insert(0, os.path.dirname(__file__))
+    import kernel_specs
+
+    from poolkit._kernels.precompile import _kernels
+
+    kernels = _kernels()
+    specs = kernel_specs.load()
+    assert len(specs) == len(set(specs)) > 100
+    for name, key in specs:
+        kernel = kernels[name]
+        kernel._function(key)  # the factory accepts the key ...
+        kernel._signature(*key)  # ... and so does the signature (nothing compiles)
+
+    for f in ("maxpool.max_bwd__5__True__float32-400.py311.nbi", "spin.wait_for_task-59.py311.nbi",
+              "maxpool.max_bwd__5__True__float32-400.py311.1.nbc",
+              "blur.blur_fwd__1__0__False__float64-9.py311.nbi"):
+        (tmp_path / f).write_bytes(b"")
+    assert kernel_specs._parse(str(tmp_path)) == [
+        ["blur_fwd", [1, 0, False, "float64"]], ["max_bwd", [5, True, "float32"]]]
