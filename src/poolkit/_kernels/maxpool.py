@@ -97,8 +97,8 @@ def _group_argmax(x0, x1, x2, s0, s1, s2, col, K, Dl, C, c, R):
 def _merge(sv, si, dv, di, q, m, i, fresh):
     """dv[q], di[q] = the later group's (m, i) if it wins under PyTorch's rule (greater, or a
     NaN) or is the first (``fresh``: sv, si are then not yet set), else the earlier groups'
-    sv[q], si[q]; into other buffers than it reads (no masked store) and with bitwise index
-    selection (no masked load)."""
+    sv[q], si[q]; into other buffers than it reads and with bitwise index selection (a select
+    may make LLVM load the old index under a mask)."""
     p = sv[q]
     j = si[q]
     t = fresh | (m > p) | (m != m)
@@ -191,9 +191,9 @@ def _argmax_row(xs, od, oh, mrow, irow, tmrow, tirow, rows, init, geo, lo, hi, f
     Window rows are taken R (2 or 3) at a time, each group's (max, index) found without
     branches and merged into the earlier groups' with PyTorch's rule (a later group wins on a
     greater value or a NaN). The merge writes into the other of two buffers, never back into
-    the one it reads (in place, LLVM may store only the changed lanes: a masked store,
-    microcoded on AMD CPUs, as in windows._rows_reduce). (3x3/2 with indices took 22x the time
-    of 3x3/2 without when this was a branchy scan with runtime window sizes.)"""
+    the one it reads (as in windows._rows_reduce, where in place was 2x slower). (3x3/2 pad 1
+    with indices took ~30x the time of 3x3/2 without, single-thread, when this was a branchy
+    scan with runtime window sizes.)"""
     pw, a, b = geo[2, 3], geo[2, 4], geo[2, 5]
     OW = mrow.shape[0] // C
     n_in = max(b - a, 0)

@@ -38,9 +38,10 @@ def _rows_reduce(xr, n, rowv, rowi, tmpv, tmpi, start, count, od, oh, H, WC, RED
     row (a view costs as much as summing a short row).
 
     A maximum is written from one buffer into the other, row after row, never back into the
-    buffer it reads: ``m[k] = v if v > m[k] else m[k]`` in place lets LLVM store only the
-    changed lanes, a masked store (``vmaskmovps``) that is microcoded on AMD CPUs: 2x slower
-    for the whole adaptive max kernel on this project's EPYC machine."""
+    buffer it reads: with ``m[k] = v if v > m[k] else m[k]`` in place the whole adaptive max
+    kernel was 2x slower on this project's EPYC machine (measured). The likely cause, LLVM
+    storing only the changed lanes with a masked store (microcoded on AMD CPUs), was not
+    confirmed: a fresh compile's assembly of the in-place loop shows none."""
     first = True
     swapped = False
     av, ai, bv, bi = rowv, rowi, tmpv, tmpi
