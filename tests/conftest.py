@@ -44,7 +44,11 @@ def pytest_collection_finish(session):
 
     from poolkit._kernels.precompile import precompile
 
-    seconds = precompile(kernel_specs.load())
+    try:
+        seconds = precompile(kernel_specs.load())
+    except Exception as e:  # a stale list only costs time; its own test says what is wrong
+        print(f"\nkernels not compiled ahead ({type(e).__name__}: {e}); they compile as needed")
+        return
     if seconds:
         print(f"\nkernels compiled ahead in {seconds:.0f} s")
 

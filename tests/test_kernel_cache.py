@@ -124,8 +124,10 @@ def test_concurrent_processes_compiling_into_one_cache(tmp_path):
 
 
 def test_the_suites_kernel_list_names_real_specialisations(tmp_path):
-    """kernel_specs.json (compiled ahead by conftest.py) names kernels and keys that exist,
-    once each; and its generator reads a cache directory's index names back into keys."""
+    """kernel_specs.json (compiled ahead by conftest.py) names real kernels, once each, with
+    keys their factories and signatures accept (not that the engine still uses each key: an
+    unused one only costs compile time); and its generator reads a cache directory's index
+    names back into keys."""
     sys.path.insert(0, os.path.dirname(__file__))
     import kernel_specs
 
