@@ -244,3 +244,46 @@ def test_a_failing_chunk_is_raised_after_every_other_chunk_ran(monkeypatch):
     expected = [(lo, hi) for lo, hi in zip(bounds[:-1], bounds[1:], strict=True)
                 if lo != bounds[bad]]
     assert sorted(ran) == expected
+
+
+@pytest.mark.parametrize("dynamic_min_work", [0, 1 << 62])  # claimed chunks; fixed ranges
+def test_a_caller_done_first_takes_back_a_task_its_worker_has_not_begun(monkeypatch,
+                                                                         dynamic_min_work):
+    """A worker that cannot start (here: the caller keeps the GIL, as when the worker's core
+    is taken by another thread) costs its caller nothing: the caller runs the whole range
+    itself and does not wait; the next call still covers every task once."""
+    import threading
+
+    monkeypatch.setattr(_threads, "DYNAMIC_MIN_WORK", dynamic_min_work)
+    old = _threads.get_num_threads()
+    old_interval = sys.getswitchinterval()
+    ran, lock = [], threading.Lock()
+
+    def kernel(lo, hi):  # pure Python: holds the GIL, which the worker needs to begin
+        with lock:
+            ran.append((threading.current_thread().name, lo, hi))
+
+    try:
+        _threads.set_num_threads(2)
+        _threads.parallel_for(kernel, 64, work=1 << 30)  # the worker exists and is idle
+        sys.setswitchinterval(10.0)
+        ran.clear()
+        _threads.parallel_for(kernel, 64, work=1 << 30)
+        assert {name for name, _, _ in ran} == {threading.current_thread().name}
+        assert _threads._workers[0].owed  # taken back, not waited for
+        assert sorted((lo, hi) for _, lo, hi in ran) == sorted(
+            zip(_chunks_or_halves(dynamic_min_work, 64)[:-1],
+                _chunks_or_halves(dynamic_min_work, 64)[1:], strict=True))
+        sys.setswitchinterval(old_interval)
+        for _ in range(20):  # the withdrawn task is passed over before the next is posted
+            ran.clear()
+            _threads.parallel_for(kernel, 64, work=1 << 30)
+            covered = sorted(t for _, lo, hi in ran for t in range(lo, hi))
+            assert covered == list(range(64))
+    finally:
+        sys.setswitchinterval(old_interval)
+        _threads.set_num_threads(old)
+
+
+def _chunks_or_halves(dynamic_min_work, n):
+    return _threads._chunks(n, 2) if dynamic_min_work == 0 else (0, n // 2, n)

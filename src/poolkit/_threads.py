@@ -17,6 +17,12 @@ OpenMP threads spin for milliseconds after each torch call) or process takes a c
 thread, the others do more of the work, instead of the whole call waiting for a fixed half.
 Smaller calls keep one fixed range per thread (a claim costs a kernel entry, ~1-3 us).
 
+A caller done with its own part takes back the task of a worker that has not begun it yet
+(:meth:`_Worker.withdraw`): it runs that worker's range itself, or, with claimed chunks, knows
+none is left. A worker woken while another thread holds its core (torch's OpenMP thread spins
+~8 ms after each torch call; measured here) began its task up to 3 ms after its caller had
+done all the work alone, and the caller waited for it.
+
 An idle worker first watches for its next task for ~0.8 ms without the GIL, then sleeps
 (:mod:`poolkit._kernels.spin`): a run of short calls, as in a training step, then finds it
 awake instead of paying a wake-up of 60-80 us per call on a virtual machine. A caller done
@@ -92,6 +98,10 @@ class _Worker:
         self.done.acquire()
         self.task = None
         self.error: BaseException | None = None
+        # The posted task's ticket: whichever of the worker and the caller acquires it first
+        # runs the task (see withdraw).
+        self.ticket = threading.Lock()
+        self.owed = False  # a withdrawn task this worker has yet to pass over
         self.posted = np.zeros(1, np.int64)  # tasks handed over so far, watched while idle
         self.finished = np.zeros(1, np.int64)  # tasks ended so far, watched by the caller
         threading.Thread(target=self._loop, name="poolkit-worker", daemon=True).start()
@@ -104,16 +114,17 @@ class _Worker:
                 wait(self.posted, seen, SPIN_CYCLES, SETTLE_CYCLES)
             self.go.acquire()
             seen = int(self.posted[0])
-            kernel, args = self.task
+            task = self.task
             try:
-                kernel(*args)
+                if task is not None and task[2].acquire(blocking=False):
+                    task[0](*task[1])
             except BaseException as e:  # handed to the caller
                 self.error = e
             finally:
                 # Drop every reference to the task's arrays before the caller goes on: kept
                 # until the next task, they held the caller's input and output alive (and
                 # kept the output's memory from the buffer cache).
-                self.task = kernel = args = None
+                self.task = task = None
                 self.done.release()
                 self.finished[0] += 1
             if wait is None and SPIN_CYCLES:
@@ -121,10 +132,30 @@ class _Worker:
                 # once (then it loads from Numba's cache in ~3 ms)
                 wait = _wait = _task_waiter()
 
+    def settle(self) -> None:
+        """Wait until the worker has passed over a task withdrawn from it (it has not
+        yet woken up to see it go), so that a new one can be posted."""
+        if self.owed:
+            self.owed = False
+            err = self.wait()  # the task did not run: only an interrupt can come back
+            if err is not None:
+                raise err
+
     def start(self, kernel, args) -> None:
-        self.task = (kernel, args)
+        self.ticket = threading.Lock()
+        self.task = (kernel, args, self.ticket)
         self.posted[0] += 1
         self.go.release()
+
+    def withdraw(self) -> bool:
+        """Take the posted task back if the worker has not begun it (True: the caller
+        runs it, or knows nothing is left of it, and does not wait for this worker). A worker
+        woken late, on a core another thread holds, then costs its caller nothing."""
+        if not self.ticket.acquire(blocking=False):
+            return False
+        self.task = None  # the worker, when it wakes, drops the task and its arrays
+        self.owed = True
+        return True
 
     def wait(self) -> BaseException | None:
         """Wait for the task (also through a KeyboardInterrupt: it writes the caller's
@@ -239,6 +270,8 @@ def parallel_for(kernel, n_tasks: int, *args, work: int | None = None) -> None:
         while len(_workers) < parts - 1:
             _workers.append(_Worker())
         helpers = _workers[: parts - 1]
+        for w in helpers:
+            w.settle()
         err = None
         if DYNAMIC and n_tasks >= 4 * parts and work is not None and work >= DYNAMIC_MIN_WORK:
             bounds = _chunks(n_tasks, parts)
@@ -249,6 +282,8 @@ def parallel_for(kernel, n_tasks: int, *args, work: int | None = None) -> None:
                 _run_claimed(kernel, args, bounds, claims)
             except BaseException as e:  # wait for the other ranges first: they use our arrays
                 err = e
+            # every chunk is claimed now: a helper that has not begun has nothing left to do
+            waiting = [w for w in helpers if err is not None or not w.withdraw()]
         else:
             bounds = [n_tasks * i // parts for i in range(parts + 1)]
             for i, w in enumerate(helpers, start=1):
@@ -257,7 +292,16 @@ def parallel_for(kernel, n_tasks: int, *args, work: int | None = None) -> None:
                 kernel(*args, bounds[0], bounds[1])
             except BaseException as e:  # wait for the other ranges first: they use our arrays
                 err = e
-        for w in helpers:
+            waiting = []
+            for i, w in enumerate(helpers, start=1):
+                if err is None and w.withdraw():  # not begun yet: its range runs here
+                    try:
+                        kernel(*args, bounds[i], bounds[i + 1])
+                    except BaseException as e:
+                        err = e
+                else:
+                    waiting.append(w)
+        for w in waiting:
             err = w.wait() or err
     finally:
         _busy.release()
