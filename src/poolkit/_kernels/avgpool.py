@@ -20,16 +20,17 @@ from numba import njit
 
 from ._jit import Kernel, sig
 from .rows import (
-    V_ANY_C1,
+    SIZES_LITERAL,
+    SIZES_LITERAL_C1,
+    SIZES_RUNTIME_C1,
     V_2x2,
     V_2x2_C1,
-    V_2x2s1_C1,
-    V_3x3s1_C1,
     V_3x3s2_C1,
     chunk_bounds,
     fill,
     next_row,
     row_coords,
+    sizes,
     window_rows,
 )
 
@@ -132,20 +133,21 @@ def _avg_chunk(x, out, t0, t1, geo, lo, hi, cnt, rows, K, S, C, P, p, scale):
 
 def _avg_fwd(variant, P, dtype):
     # One specialisation per (variant, P, dtype), its branches pruned at compile time (see
-    # maxpool.py); P is the power transform (0 for plain averages).
+    # rows.sizes); P is the power transform (0 for plain averages). Literal sizes for the
+    # 2x2 and channels-first 3x3/2 windows only.
+    mode, K, S, _ = sizes(variant, (V_2x2_C1, V_3x3s2_C1, V_2x2))
+
     def avg_fwd(x, out, geo, lo, hi, cnt, p, scale, n_chunks, c0, c1):
         n_rows = out.shape[0] * out.shape[1] * out.shape[2]
         kw, sw, C = geo[2, 0], geo[2, 1], x.shape[4]
         rows = np.empty(geo[0, 0] * geo[1, 0], np.int64)
         for ch in range(c0, c1):
             t0, t1 = chunk_bounds(ch, n_chunks, n_rows)
-            if variant == V_2x2_C1:
-                _avg_chunk(x, out, t0, t1, geo, lo, hi, cnt, rows, 2, 2, 1, P, p, scale)
-            elif variant == V_3x3s2_C1:
-                _avg_chunk(x, out, t0, t1, geo, lo, hi, cnt, rows, 3, 2, 1, P, p, scale)
-            elif variant == V_2x2:
-                _avg_chunk(x, out, t0, t1, geo, lo, hi, cnt, rows, 2, 2, C, P, p, scale)
-            elif variant == V_ANY_C1 or variant == V_3x3s1_C1 or variant == V_2x2s1_C1:
+            if mode == SIZES_LITERAL_C1:
+                _avg_chunk(x, out, t0, t1, geo, lo, hi, cnt, rows, K, S, 1, P, p, scale)
+            elif mode == SIZES_LITERAL:
+                _avg_chunk(x, out, t0, t1, geo, lo, hi, cnt, rows, K, S, C, P, p, scale)
+            elif mode == SIZES_RUNTIME_C1:
                 _avg_chunk(x, out, t0, t1, geo, lo, hi, cnt, rows, kw, sw, 1, P, p, scale)
             else:
                 _avg_chunk(x, out, t0, t1, geo, lo, hi, cnt, rows, kw, sw, C, P, p, scale)

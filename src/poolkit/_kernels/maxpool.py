@@ -24,17 +24,15 @@ from numba import njit
 
 from ._jit import Kernel, sig
 from .rows import (
-    V_ANY_C1,
+    SIZES_LITERAL,
+    SIZES_LITERAL_C1,
+    SIZES_RUNTIME_C1,
     V_2x2,
     V_2x2_C1,
-    V_2x2s1,
-    V_2x2s1_C1,
-    V_3x3s1_C1,
-    V_3x3s2,
-    V_3x3s2_C1,
     chunk_bounds,
     next_row,
     row_coords,
+    sizes,
     window_rows,
 )
 
@@ -405,14 +403,15 @@ def _max_bwd_scatter(x, g, gx, n, init, geo, lo, hi, first, valid, rows, mrow, i
 # Entry points (see engine.py): one Kernel per entry, one specialisation per (variant, dtype)
 # (see _jit.py and rows.variant). The variant is a compile-time constant of each
 # specialisation, so Numba prunes the other variants' branches and a specialisation compiles
-# only its own code: literal window width, stride and channel count for the common 2-D cases;
-# anything else runs the same code with runtime values. The literal sizes must be written in
-# the call itself: through ``*args`` they arrive as plain int64 and the specialisation is
-# silently lost (2x slower). Each entry runs a range of tasks (output-row chunks or samples);
-# poolkit._threads runs ranges on several threads.
+# only its own code: literal window width, stride and channel count for the common 2-D cases
+# (the table is rows.sizes); anything else runs the same code with runtime values. Each entry
+# runs a range of tasks (output-row chunks or samples); poolkit._threads runs ranges on
+# several threads.
 
 
 def _max_fwd(variant, dtype):
+    mode, K, S, R = sizes(variant)
+
     def max_fwd(x, out, init, geo, lo, hi, n_chunks, c0, c1):
         n_rows = out.shape[0] * out.shape[1] * out.shape[2]
         kw, sw, dw, C = geo[2, 0], geo[2, 1], geo[2, 2], x.shape[4]
@@ -420,21 +419,11 @@ def _max_fwd(variant, dtype):
         dummy = np.empty(0, np.int64)
         for ch in range(c0, c1):
             t0, t1 = chunk_bounds(ch, n_chunks, n_rows)
-            if variant == V_2x2_C1:
-                _max_chunk(x, out, t0, t1, init, geo, lo, hi, rows, dummy, 2, 2, 1, 1, 2)
-            elif variant == V_3x3s2_C1:
-                _max_chunk(x, out, t0, t1, init, geo, lo, hi, rows, dummy, 3, 2, 1, 1, 3)
-            elif variant == V_3x3s1_C1:
-                _max_chunk(x, out, t0, t1, init, geo, lo, hi, rows, dummy, 3, 1, 1, 1, 3)
-            elif variant == V_2x2s1_C1:
-                _max_chunk(x, out, t0, t1, init, geo, lo, hi, rows, dummy, 2, 1, 1, 1, 2)
-            elif variant == V_2x2s1:
-                _max_chunk(x, out, t0, t1, init, geo, lo, hi, rows, dummy, 2, 1, 1, C, 2)
-            elif variant == V_2x2:
-                _max_chunk(x, out, t0, t1, init, geo, lo, hi, rows, dummy, 2, 2, 1, C, 2)
-            elif variant == V_3x3s2:
-                _max_chunk(x, out, t0, t1, init, geo, lo, hi, rows, dummy, 3, 2, 1, C, 3)
-            elif variant == V_ANY_C1:
+            if mode == SIZES_LITERAL_C1:
+                _max_chunk(x, out, t0, t1, init, geo, lo, hi, rows, dummy, K, S, 1, 1, R)
+            elif mode == SIZES_LITERAL:
+                _max_chunk(x, out, t0, t1, init, geo, lo, hi, rows, dummy, K, S, 1, C, R)
+            elif mode == SIZES_RUNTIME_C1:
                 _max_chunk(x, out, t0, t1, init, geo, lo, hi, rows, dummy, kw, sw, dw, 1, 2)
             else:
                 _max_chunk(x, out, t0, t1, init, geo, lo, hi, rows, dummy, kw, sw, dw, C, 2)
@@ -443,6 +432,8 @@ def _max_fwd(variant, dtype):
 
 
 def _max_fwd_idx(variant, dtype):
+    mode, K, S, R = sizes(variant)
+
     def max_fwd_idx(x, out, idx, init, geo, lo, hi, first, n_chunks, c0, c1):
         n_rows = out.shape[0] * out.shape[1] * out.shape[2]
         kw, sw, dw, C = geo[2, 0], geo[2, 1], geo[2, 2], x.shape[4]
@@ -451,28 +442,13 @@ def _max_fwd_idx(variant, dtype):
         ti = np.empty(out.shape[3] * C, np.int64)
         for ch in range(c0, c1):
             t0, t1 = chunk_bounds(ch, n_chunks, n_rows)
-            if variant == V_2x2_C1:
+            if mode == SIZES_LITERAL_C1:
                 _max_idx_chunk(x, out, idx, t0, t1, init, geo, lo, hi, first, rows, tm, ti,
-                               2, 2, 1, 1, 2)
-            elif variant == V_2x2:
+                               K, S, 1, 1, R)
+            elif mode == SIZES_LITERAL:
                 _max_idx_chunk(x, out, idx, t0, t1, init, geo, lo, hi, first, rows, tm, ti,
-                               2, 2, 1, C, 2)
-            elif variant == V_2x2s1_C1:
-                _max_idx_chunk(x, out, idx, t0, t1, init, geo, lo, hi, first, rows, tm, ti,
-                               2, 1, 1, 1, 2)
-            elif variant == V_2x2s1:
-                _max_idx_chunk(x, out, idx, t0, t1, init, geo, lo, hi, first, rows, tm, ti,
-                               2, 1, 1, C, 2)
-            elif variant == V_3x3s2_C1:
-                _max_idx_chunk(x, out, idx, t0, t1, init, geo, lo, hi, first, rows, tm, ti,
-                               3, 2, 1, 1, 3)
-            elif variant == V_3x3s1_C1:
-                _max_idx_chunk(x, out, idx, t0, t1, init, geo, lo, hi, first, rows, tm, ti,
-                               3, 1, 1, 1, 3)
-            elif variant == V_3x3s2:
-                _max_idx_chunk(x, out, idx, t0, t1, init, geo, lo, hi, first, rows, tm, ti,
-                               3, 2, 1, C, 3)
-            elif variant == V_ANY_C1:
+                               K, S, 1, C, R)
+            elif mode == SIZES_RUNTIME_C1:
                 _max_idx_chunk(x, out, idx, t0, t1, init, geo, lo, hi, first, rows, tm, ti,
                                kw, sw, dw, 1, 2)
             else:
@@ -483,6 +459,11 @@ def _max_fwd_idx(variant, dtype):
 
 
 def _max_bwd(variant, tiled, dtype):
+    # Windows that tile the input keep literal sizes for 2x2 only; overlapping, padded or
+    # partial windows for every literal variant: with run-time sizes each window's argmax
+    # costs ~80 ns (loops of unknown trip count, an integer division), 20x the literal 3x3 code.
+    mode, K, S, R = sizes(variant, (V_2x2_C1, V_2x2)) if tiled else sizes(variant)
+
     def max_bwd(x, g, gx, init, geo, lo, hi, first, valid, n0, n1):
         """Gradient of max pooling for samples (or channels-first planes) n0..n1: each task
         writes only its own samples, so results are race-free and deterministic.
@@ -495,46 +476,26 @@ def _max_bwd(variant, tiled, dtype):
         ti = np.empty(0 if tiled else g.shape[3] * C, np.int64)
         for n in range(n0, n1):
             if tiled:
-                if variant == V_2x2_C1:
-                    _max_bwd_tiled(x, g, gx, n, geo, lo, hi, rows, mrow, irow, 2, 1)
-                elif variant == V_2x2:
-                    _max_bwd_tiled(x, g, gx, n, geo, lo, hi, rows, mrow, irow, 2, C)
-                elif (variant == V_ANY_C1 or variant == V_3x3s2_C1 or variant == V_3x3s1_C1
-                      or variant == V_2x2s1_C1):
+                if mode == SIZES_LITERAL_C1:
+                    _max_bwd_tiled(x, g, gx, n, geo, lo, hi, rows, mrow, irow, K, 1)
+                elif mode == SIZES_LITERAL:
+                    _max_bwd_tiled(x, g, gx, n, geo, lo, hi, rows, mrow, irow, K, C)
+                elif mode == SIZES_RUNTIME_C1:
                     _max_bwd_tiled(x, g, gx, n, geo, lo, hi, rows, mrow, irow, kw, 1)
                 else:
                     _max_bwd_tiled(x, g, gx, n, geo, lo, hi, rows, mrow, irow, kw, C)
+            elif mode == SIZES_LITERAL_C1:
+                _max_bwd_scatter(x, g, gx, n, init, geo, lo, hi, first, valid, rows, mrow, irow,
+                                 tm, ti, K, S, 1, 1, R)
+            elif mode == SIZES_LITERAL:
+                _max_bwd_scatter(x, g, gx, n, init, geo, lo, hi, first, valid, rows, mrow, irow,
+                                 tm, ti, K, S, 1, C, R)
+            elif mode == SIZES_RUNTIME_C1:
+                _max_bwd_scatter(x, g, gx, n, init, geo, lo, hi, first, valid, rows, mrow, irow,
+                                 tm, ti, kw, sw, dw, 1, 2)
             else:
-                # Overlapping, padded or partial windows. Literal sizes for the common cases:
-                # with runtime ones each window's argmax costs ~80 ns (loops of unknown trip
-                # count, an integer division), 20x the literal 3x3 code.
-                if variant == V_2x2s1_C1:  # MaxBlurPool's max pooling
-                    _max_bwd_scatter(x, g, gx, n, init, geo, lo, hi, first, valid, rows, mrow, irow,
-                                     tm, ti, 2, 1, 1, 1, 2)
-                elif variant == V_2x2s1:
-                    _max_bwd_scatter(x, g, gx, n, init, geo, lo, hi, first, valid, rows, mrow, irow,
-                                     tm, ti, 2, 1, 1, C, 2)
-                elif variant == V_2x2_C1:
-                    _max_bwd_scatter(x, g, gx, n, init, geo, lo, hi, first, valid, rows, mrow, irow,
-                                     tm, ti, 2, 2, 1, 1, 2)
-                elif variant == V_2x2:
-                    _max_bwd_scatter(x, g, gx, n, init, geo, lo, hi, first, valid, rows, mrow, irow,
-                                     tm, ti, 2, 2, 1, C, 2)
-                elif variant == V_3x3s2_C1:
-                    _max_bwd_scatter(x, g, gx, n, init, geo, lo, hi, first, valid, rows, mrow, irow,
-                                     tm, ti, 3, 2, 1, 1, 3)
-                elif variant == V_3x3s1_C1:
-                    _max_bwd_scatter(x, g, gx, n, init, geo, lo, hi, first, valid, rows, mrow, irow,
-                                     tm, ti, 3, 1, 1, 1, 3)
-                elif variant == V_3x3s2:
-                    _max_bwd_scatter(x, g, gx, n, init, geo, lo, hi, first, valid, rows, mrow, irow,
-                                     tm, ti, 3, 2, 1, C, 3)
-                elif variant == V_ANY_C1:
-                    _max_bwd_scatter(x, g, gx, n, init, geo, lo, hi, first, valid, rows, mrow, irow,
-                                     tm, ti, kw, sw, dw, 1, 2)
-                else:
-                    _max_bwd_scatter(x, g, gx, n, init, geo, lo, hi, first, valid, rows, mrow, irow,
-                                     tm, ti, kw, sw, dw, C, 2)
+                _max_bwd_scatter(x, g, gx, n, init, geo, lo, hi, first, valid, rows, mrow, irow,
+                                 tm, ti, kw, sw, dw, C, 2)
 
     return max_bwd
 

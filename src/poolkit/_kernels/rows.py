@@ -72,6 +72,32 @@ VARIANTS = (V_ANY, V_ANY_C1, V_2x2_C1, V_3x3s2_C1, V_3x3s1_C1, V_2x2, V_3x3s2, V
             V_2x2s1)
 
 
+# How a specialisation passes the window's sizes to the row code it calls: as literals (Numba
+# then compiles that code for those sizes: loops of known trip count, no integer division) or
+# as run-time values; and the channel count as the literal 1 (channels-first planes) or at run
+# time. Each kernel factory branches on its mode with ``==`` so that Numba prunes the other
+# branches; the literal sizes reach the row code as closure constants, which Numba types as
+# literals (passed through ``*args`` they would arrive as plain int64: 2x slower).
+SIZES_LITERAL_C1, SIZES_LITERAL, SIZES_RUNTIME_C1, SIZES_RUNTIME = 0, 1, 2, 3
+# variant -> (window width, stride, window rows an argmax group takes); dilation is 1
+_LITERAL_SIZES = {V_2x2_C1: (2, 2, 2), V_2x2: (2, 2, 2), V_2x2s1_C1: (2, 1, 2),
+                  V_2x2s1: (2, 1, 2), V_3x3s2_C1: (3, 2, 3), V_3x3s2: (3, 2, 3),
+                  V_3x3s1_C1: (3, 1, 3)}
+_C1 = (V_ANY_C1, V_2x2_C1, V_2x2s1_C1, V_3x3s2_C1, V_3x3s1_C1)
+
+
+def sizes(variant: int, literal=VARIANTS) -> tuple[int, int, int, int]:
+    """``(mode, K, S, R)`` of ``variant``'s specialisation: its SIZES_* mode, and with a
+    literal mode the window width, stride and rows per group (else 0, 0 and 2 rows). Only
+    variants in ``literal`` take literal sizes: a kernel may keep fewer specialisations, each
+    one a compilation of its row code."""
+    c1 = variant in _C1
+    if variant in literal and variant in _LITERAL_SIZES:
+        K, S, R = _LITERAL_SIZES[variant]
+        return (SIZES_LITERAL_C1 if c1 else SIZES_LITERAL), K, S, R
+    return (SIZES_RUNTIME_C1 if c1 else SIZES_RUNTIME), 0, 0, 2
+
+
 def variant(kw: int, sw: int, dw: int, channels: int, specialise: bool = True) -> int:
     """The specialised kernel for a problem's last spatial dim (window, stride, dilation) and
     channel count. Only float32 work (``specialise``; float16 is computed in float32) takes the
