@@ -84,6 +84,8 @@ _LITERAL_SIZES = {V_2x2_C1: (2, 2, 2), V_2x2: (2, 2, 2), V_2x2s1_C1: (2, 1, 2),
                   V_2x2s1: (2, 1, 2), V_3x3s2_C1: (3, 2, 3), V_3x3s2: (3, 2, 3),
                   V_3x3s1_C1: (3, 1, 3)}
 _C1 = (V_ANY_C1, V_2x2_C1, V_2x2s1_C1, V_3x3s2_C1, V_3x3s1_C1)
+# the same table read the other way: (window width, stride, channels-first) -> variant
+_BY_SIZES = {(K, S, v in _C1): v for v, (K, S, _) in _LITERAL_SIZES.items()}
 
 
 def sizes(variant: int, literal=VARIANTS) -> tuple[int, int, int, int]:
@@ -103,16 +105,10 @@ def variant(kw: int, sw: int, dw: int, channels: int, specialise: bool = True) -
     channel count. Only float32 work (``specialise``; float16 is computed in float32) takes the
     literal specialisations: each one is a separate compilation per kernel, and the other
     dtypes are rarely speed-critical, so they share the generic kernels."""
-    if not specialise:
-        return V_ANY_C1 if channels == 1 else V_ANY
-    if channels == 1:
-        if dw == 1:
-            return {(2, 2): V_2x2_C1, (3, 2): V_3x3s2_C1, (3, 1): V_3x3s1_C1,
-                    (2, 1): V_2x2s1_C1}.get((kw, sw), V_ANY_C1)
-        return V_ANY_C1
-    if dw == 1:
-        return {(2, 2): V_2x2, (3, 2): V_3x3s2, (2, 1): V_2x2s1}.get((kw, sw), V_ANY)
-    return V_ANY
+    generic = V_ANY_C1 if channels == 1 else V_ANY
+    if not specialise or dw != 1:
+        return generic
+    return _BY_SIZES.get((kw, sw, channels == 1), generic)
 
 
 @njit(inline="always")
