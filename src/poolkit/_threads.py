@@ -99,7 +99,8 @@ class _Worker:
         self.task = None
         self.error: BaseException | None = None
         # The posted task's ticket: whichever of the worker and the caller acquires it first
-        # runs the task (see withdraw).
+        # runs the task (see withdraw). Replaced only by the next start(), which waits until
+        # the worker is done with this one.
         self.ticket = threading.Lock()
         self.owed = False  # a withdrawn task this worker has yet to pass over
         self.posted = np.zeros(1, np.int64)  # tasks handed over so far, watched while idle
@@ -116,7 +117,7 @@ class _Worker:
             seen = int(self.posted[0])
             task = self.task
             try:
-                if task is not None and task[2].acquire(blocking=False):
+                if task is not None and self.ticket.acquire(blocking=False):
                     task[0](*task[1])
             except BaseException as e:  # handed to the caller
                 self.error = e
@@ -143,7 +144,7 @@ class _Worker:
 
     def start(self, kernel, args) -> None:
         self.ticket = threading.Lock()
-        self.task = (kernel, args, self.ticket)
+        self.task = (kernel, args)
         self.posted[0] += 1
         self.go.release()
 
