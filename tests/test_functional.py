@@ -109,6 +109,33 @@ def test_max_pool_nan_index_is_last_nan(rank, dtype):
     np.testing.assert_array_equal(idx, ref_idx.numpy())
 
 
+# The float32 2-D windows with kernels of their own (literal sizes; 3x3/2 channels-first has
+# its own row code): each over widths that give 0, 1 and several interior windows, with
+# padding, ceil_mode and both layouts, forward with and without indices and backward.
+LITERAL_WINDOWS = [(2, 2, 0), (2, 1, 0), (3, 2, 0), (3, 2, 1), (3, 1, 1)]
+
+
+@pytest.mark.parametrize("k, s, p", LITERAL_WINDOWS)
+@pytest.mark.parametrize("kind", ["specials", "ties", "distinct"])
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_max_pool_literal_window_kernels_match_torch(k, s, p, kind, channels_last):
+    rng = np.random.default_rng(k * 100 + s * 10 + p)
+    for h, w in [(3, 3), (5, 4), (6, 7), (7, 9), (9, 40), (12, 37)]:
+        for ceil in (False, True):
+            x = make_values(rng, (2, 3, h, w), np.float32, kind)
+            xl = with_layout(x, "channels_last_memory") if channels_last else x
+            tx = torch.from_numpy(x).requires_grad_(True)
+            ref, ref_idx = TF.max_pool2d(tx, k, s, p, ceil_mode=ceil, return_indices=True)
+            out, idx = PF.max_pool2d(xl, k, s, p, ceil_mode=ceil, return_indices=True)
+            assert_bits_equal(out, ref.detach().numpy())
+            np.testing.assert_array_equal(idx, ref_idx.numpy())
+            assert_bits_equal(PF.max_pool2d(xl, k, s, p, ceil_mode=ceil), ref.detach().numpy())
+            g = rng.standard_normal(ref.shape).astype(np.float32)
+            (ref_gx,) = torch.autograd.grad(ref, tx, torch.from_numpy(g))
+            gx = PF.max_pool2d_backward(g, xl, k, s, p, ceil_mode=ceil)
+            assert_bits_equal(gx, ref_gx.numpy())
+
+
 def test_max_pool_ties_go_to_first_hand_case():
     x = np.array([[[[1, 3, 3], [3, 0, 3], [2, 3, 1]]]], np.float32)
     out, idx = PF.max_pool2d(x, 3, return_indices=True)
