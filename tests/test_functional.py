@@ -136,6 +136,21 @@ def test_max_pool_literal_window_kernels_match_torch(k, s, p, kind, channels_las
             assert_bits_equal(gx, ref_gx.numpy())
 
 
+@pytest.mark.parametrize("kind", ["specials", "ties"])
+def test_max_pool3d_over_literal_window_rows_matches_torch(kind):
+    """3-D windows whose last dim is a literal-window kernel's: up to kd*kh window rows, so
+    the row code takes several groups of rows per output row."""
+    rng = np.random.default_rng(7)
+    for k, s, p in [((3, 3, 3), (1, 2, 2), 1), ((2, 3, 3), 2, (1, 1, 1)), ((2, 2, 2), 2, 0),
+                    ((3, 2, 2), (2, 1, 1), 1)]:
+        x = make_values(rng, (2, 3, 5, 7, 11), np.float32, kind)
+        ref, ref_idx = TF.max_pool3d(torch.from_numpy(x), k, s, p, return_indices=True)
+        out, idx = PF.max_pool3d(x, k, s, p, return_indices=True)
+        assert_bits_equal(out, ref.numpy())
+        np.testing.assert_array_equal(idx, ref_idx.numpy())
+        assert_bits_equal(PF.max_pool3d(x, k, s, p), ref.numpy())
+
+
 def test_max_pool_ties_go_to_first_hand_case():
     x = np.array([[[[1, 3, 3], [3, 0, 3], [2, 3, 1]]]], np.float32)
     out, idx = PF.max_pool2d(x, 3, return_indices=True)
