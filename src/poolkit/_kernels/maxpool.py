@@ -180,6 +180,7 @@ def _max_chunk(x, out, t0, t1, init, geo, lo, hi, rows, dummy, e, pm, K, S, Dl, 
         orow[b * C :] = init
         o = orow[a * C :]
         for g in range(0, nr, R):
+            k = min(R, nr - g)  # the group's window rows
             x0 = xs[(rows[g] + a * S - pw) * C :]
             x1 = xs[(rows[min(g + 1, nr - 1)] + a * S - pw) * C :]
             x2 = xs[(rows[min(g + 2, nr - 1)] + a * S - pw) * C :]
@@ -189,7 +190,7 @@ def _max_chunk(x, out, t0, t1, init, geo, lo, hi, rows, dummy, e, pm, K, S, Dl, 
             # first: with literal T and C, Numba prunes the other loops before compiling them.
             if T == 1:
                 if n_in > 0:
-                    for r in range(g, g + min(R, nr - g)):
+                    for r in range(g, g + k):
                         xr = xs[rows[r] + a * S - pw :]
                         _row_3s2(xr, e, pm, o, n_in, r == 0)
             elif C == 1:
@@ -211,7 +212,6 @@ def _max_chunk(x, out, t0, t1, init, geo, lo, hi, rows, dummy, e, pm, K, S, Dl, 
                         m = _group_max(x0, x1, x2, ow * S, K, Dl, C, c, R)
                         p = o[ow * C + c]
                         o[ow * C + c] = m if _better(m, p) else p
-            k = min(R, nr - g)
             for ow in range(a):
                 _border(orow, dummy, xs, rows, g, k, ow, W, K, S, Dl, pw, C, False)
             for ow in range(b, OW):
