@@ -1,9 +1,11 @@
 """poolkit is safe to call from several Python threads under every Numba threading layer, and
 in forked workers (issue 9 item 3).
 
-poolkit runs its kernels on its own threads (poolkit._threads) and never enters a Numba
-parallel region, so Numba's threading layer (whose ``workqueue`` layer aborts the process when
-two threads enter parallel regions at once) is never even initialised.
+poolkit runs its kernels on its own threads (poolkit._threads), or on torch's OpenMP team when
+torch is loaded, and never enters a Numba parallel region, so Numba's threading layer (whose
+``workqueue`` layer aborts the process when two threads enter parallel regions at once) is
+never even initialised. Tests of what every call must do run on both (the ``backend``
+fixture); tests of poolkit's own workers force them (``own_workers``).
 """
 
 from __future__ import annotations
@@ -20,6 +22,28 @@ import pytest
 import poolkit
 import poolkit.functional as PF
 from poolkit import _threads
+
+
+@pytest.fixture
+def own_workers(monkeypatch):
+    """poolkit's own worker threads, even if torch is loaded in this process."""
+    monkeypatch.setattr(_threads, "TORCH_TEAM", False)
+
+
+@pytest.fixture(params=["workers", "torch team"])
+def backend(request, monkeypatch):
+    """Each of the two ways parallel_for runs its ranges."""
+    if request.param == "workers":
+        monkeypatch.setattr(_threads, "TORCH_TEAM", False)
+    else:
+        import torch
+
+        torch.set_num_threads(2)
+        torch.ones(1 << 20).sum()  # torch's team exists
+        monkeypatch.setattr(_threads, "TORCH_TEAM", True)
+        assert _threads._torch_team() is not None, torch.__config__.parallel_info()
+    return request.param
+
 
 # One call per kernel family, on data big enough to be split across threads.
 CALLS = [
@@ -87,9 +111,10 @@ def _child(q):
     q.put([f(x).sum().item() for _, f in CALLS])
 
 
-def test_forked_workers_after_the_parent_used_the_threads():
-    """DataLoader-style workers forked after the parent ran poolkit's threads: the children
-    rebuild the pool and compute what the parent computes."""
+def test_forked_workers_after_the_parent_used_the_threads(backend):
+    """DataLoader-style workers forked after the parent ran poolkit's threads (or torch's
+    team, whose threads do not exist in a child): the children rebuild the pool and compute
+    what the parent computes."""
     x = np.random.default_rng(1).standard_normal((8, 16, 64, 64)).astype(np.float32)
     _threads.set_num_threads(2)
     want = [f(x).sum().item() for _, f in CALLS]  # the pool has run in this process
@@ -105,7 +130,7 @@ def test_forked_workers_after_the_parent_used_the_threads():
     assert got == [want, want]
 
 
-def test_results_do_not_depend_on_the_thread_count():
+def test_results_do_not_depend_on_the_thread_count(backend):
     x = np.random.default_rng(2).standard_normal((8, 16, 64, 64)).astype(np.float32)
     old = _threads.get_num_threads()
     try:
@@ -126,7 +151,7 @@ def test_set_num_threads_validates():
         _threads.set_num_threads(0)
 
 
-def test_workers_keep_no_reference_to_a_finished_calls_arrays():
+def test_workers_keep_no_reference_to_a_finished_calls_arrays(backend):
     import gc
     import weakref
 
@@ -164,7 +189,7 @@ def test_an_idle_workers_wait_sees_a_task_posted_by_another_thread():
     assert wait_for_task(np.full(1, 3, np.int64), 3, 100_000, 1000) == 3
 
 
-def test_each_worker_counts_every_task_it_ends_once():
+def test_each_worker_counts_every_task_it_ends_once(own_workers):
     """The caller watches a worker's count of ended tasks to see its task end: counted twice,
     it would stop watching before the end; never, it would watch ~0.8 ms on every call."""
     import time
@@ -185,7 +210,7 @@ def test_each_worker_counts_every_task_it_ends_once():
         _threads.set_num_threads(old)
 
 
-def test_back_to_back_calls_with_and_without_the_idle_wait_agree(monkeypatch):
+def test_back_to_back_calls_with_and_without_the_idle_wait_agree(monkeypatch, backend):
     """Many short parallel calls in a row (the workers then often still waiting for their
     next task), with the wait on and off: every result equals the single-thread one."""
     old = _threads.get_num_threads()
@@ -220,7 +245,7 @@ def test_claimed_chunks_cover_the_tasks_once_in_order(parts):
         assert (sizes <= np.maximum(smallest, left // (2 * parts))).all(), (n, b)
 
 
-def test_claimed_chunks_give_the_single_thread_results(monkeypatch):
+def test_claimed_chunks_give_the_single_thread_results(monkeypatch, backend):
     """Large calls split into chunks the threads claim in turn (here forced onto small
     calls): every result equals the one computed in a single thread."""
     x = np.random.default_rng(3).standard_normal((8, 16, 64, 64)).astype(np.float32)
@@ -238,7 +263,7 @@ def test_claimed_chunks_give_the_single_thread_results(monkeypatch):
         _threads.set_num_threads(old)
 
 
-def test_a_failing_chunk_is_raised_after_every_other_chunk_ran(monkeypatch):
+def test_a_failing_chunk_is_raised_after_every_other_chunk_ran(monkeypatch, backend):
     """A chunk that raises stops only its own thread: the other threads claim the rest, and
     the caller gets the exception after all of them have finished (they write its arrays)."""
     import threading
@@ -269,7 +294,8 @@ def test_a_failing_chunk_is_raised_after_every_other_chunk_ran(monkeypatch):
 
 @pytest.mark.parametrize("dynamic_min_work", [0, 1 << 62])  # claimed chunks; fixed ranges
 def test_a_caller_done_first_takes_back_a_task_its_worker_has_not_begun(monkeypatch,
-                                                                         dynamic_min_work):
+                                                                         dynamic_min_work,
+                                                                         own_workers):
     """A worker that cannot start (here: the caller keeps the GIL, as when the worker's core
     is taken by another thread) costs its caller nothing: the caller runs the whole range
     itself and does not wait; the next call still covers every task once."""
@@ -308,3 +334,105 @@ def test_a_caller_done_first_takes_back_a_task_its_worker_has_not_begun(monkeypa
 
 def _chunks_or_halves(dynamic_min_work, n):
     return _threads._chunks(n, 2) if dynamic_min_work == 0 else (0, n // 2, n)
+
+
+TEAM_PROBE = textwrap.dedent(
+    """
+    import os, sys, threading
+    import numpy as np
+    import torch
+    sys.path.insert(0, {tests!r})
+    from test_threads import CALLS
+    from poolkit import _threads
+
+    torch.set_num_threads(2)
+    torch.ones(1 << 20).sum()  # torch's OpenMP team exists now
+    x = np.random.default_rng(5).standard_normal((8, 16, 64, 64)).astype(np.float32)
+    _threads.set_num_threads(1)
+    want = [f(x) for _, f in CALLS]  # loads every kernel (Numba's JIT starts a thread)
+    import poolkit._kernels.spin
+    _threads.set_num_threads(2)
+    before = set(os.listdir("/proc/self/task"))
+
+    seen, lock = [], threading.Lock()
+    both = threading.Barrier(2, timeout=60)
+
+    def kernel(lo, hi):  # each of the two ranges waits for the other: two threads at once
+        both.wait()
+        with lock:
+            seen.append((threading.get_native_id(), lo, hi))
+
+    _threads.parallel_for(kernel, 2, work=1 << 20)
+    same = all(np.array_equal(f(x), w) for _ in range(50) for (_, f), w in zip(CALLS, want))
+    after = set(os.listdir("/proc/self/task"))
+    team = _threads._torch_team()
+    print(repr((sorted((lo, hi) for _, lo, hi in seen),
+                len({{t for t, _, _ in seen}}),
+                {{str(t) for t, _, _ in seen}} <= before,
+                after == before,
+                [t.name for t in threading.enumerate() if t.name == "poolkit-worker"],
+                same,
+                team is not None and team._body is not team._callback)))
+    """
+)
+
+
+def test_calls_run_on_torchs_openmp_team_when_torch_is_loaded():
+    """With torch loaded, poolkit's ranges run on torch's own OpenMP threads: two ranges that
+    wait for each other run on two threads that existed before the call, no thread starts
+    (none in 50 rounds of every kernel family), and the results equal the single-thread
+    ones. With POOLKIT_TORCH_TEAM=0 poolkit's own worker runs them."""
+    code = TEAM_PROBE.format(tests=os.path.dirname(__file__))
+    for env_team, want in (("1", ([(0, 1), (1, 2)], 2, True, True, [], True, True)),
+                           ("0", ([(0, 1), (1, 2)], 2, False, False, ["poolkit-worker"],
+                                  True))):
+        env = dict(os.environ, POOLKIT_TORCH_TEAM=env_team)
+        res = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                             text=True, timeout=900)
+        assert res.returncode == 0, res.stderr[-3000:]
+        got = eval(res.stdout.strip().splitlines()[-1])  # noqa: S307 - our own repr
+        if env_team == "0":
+            got = got[:-1]  # no team is looked up: nothing to say about its body
+        assert got == want, (env_team, got)
+
+
+def test_torchs_libgomp_is_the_one_found():
+    import torch
+
+    path = _threads._libgomp_of(torch)
+    if "ATen parallel backend: OpenMP" not in torch.__config__.parallel_info():
+        assert path is None
+    else:
+        torch_dir = os.path.dirname(os.path.abspath(torch.__file__))
+        assert path is not None and path.startswith(torch_dir + os.sep), path
+        assert os.path.basename(path).startswith("libgomp")
+
+
+def test_a_call_from_another_thread_while_the_team_is_busy(backend):
+    """Two Python threads call at once (one of them gets the team or the workers, the other
+    runs alone), many times: every result equals the single-thread one."""
+    import threading
+
+    x = np.random.default_rng(6).standard_normal((8, 16, 64, 64), dtype=np.float32)
+    old = _threads.get_num_threads()
+    try:
+        _threads.set_num_threads(1)
+        want = [f(x) for _, f in CALLS]
+        _threads.set_num_threads(2)
+        bad = []
+
+        def run():
+            for _ in range(5):
+                for (name, f), w in zip(CALLS, want, strict=True):
+                    if not np.array_equal(f(x), w):
+                        bad.append(name)
+
+        ts = [threading.Thread(target=run) for _ in range(2)]
+        for t in ts:
+            t.start()
+        for t in ts:
+            t.join(timeout=600)
+        assert not any(t.is_alive() for t in ts)
+        assert bad == []
+    finally:
+        _threads.set_num_threads(old)

@@ -28,17 +28,29 @@ An idle worker first watches for its next task for ~0.8 ms without the GIL, then
 awake instead of paying a wake-up of 60-80 us per call on a virtual machine. A caller done
 with its own range watches for its workers' end the same way before it sleeps on their lock.
 
+When torch is loaded and runs its CPU ops on OpenMP (libgomp, as its Linux wheels do),
+poolkit's calls run on torch's own OpenMP team instead (:class:`_OmpTeam`): the caller enters
+libgomp's ``GOMP_parallel`` with a callback, and each team thread claims ranges as above. After
+each of its calls a torch thread spins for milliseconds waiting for torch's next parallel
+region; with poolkit's own workers beside it, two threads fought over each core (poolkit's
+medians 1.8-2.3x its minimums, measured), while the spinning thread now takes poolkit's ranges
+itself. ``POOLKIT_TORCH_TEAM=0`` (read at import) or ``TORCH_TEAM = False`` keeps poolkit's
+own workers. A forked child never enters the parent's team (libgomp's threads do not survive a
+fork): it uses poolkit's own workers.
+
 The number of threads is :func:`get_num_threads` (default: the CPUs this process may run on,
 or ``POOLKIT_NUM_THREADS``); :func:`set_num_threads` changes it for the whole process.
 """
 
 from __future__ import annotations
 
+import ctypes
 import functools
 import itertools
 import numbers
 import os
 import platform
+import sys
 import threading
 
 import numpy as np
@@ -205,10 +217,12 @@ def set_num_threads(n) -> None:
 
 def _after_fork_in_child() -> None:
     # The parent's worker threads do not exist in the child, and a lock may have been held
-    # by one of them: start over.
-    global _busy, _workers
+    # by one of them: start over. The parent's OpenMP team does not exist either, and libgomp
+    # may hang entering it: the child keeps to poolkit's own workers.
+    global _busy, _workers, _team, _forked
     _busy = threading.Lock()
     _workers = []
+    _team, _forked = None, True
 
 
 if hasattr(os, "register_at_fork"):
@@ -250,6 +264,156 @@ def _run_claimed(kernel, args, bounds, claims) -> None:
         kernel(*args, bounds[i], bounds[i + 1])
 
 
+# Run on torch's OpenMP team when torch is loaded on libgomp (see the module's docstring).
+TORCH_TEAM = os.environ.get("POOLKIT_TORCH_TEAM", "1").strip() not in ("0", "false", "no", "off")
+_team = None  # (torch module, _OmpTeam or None) once looked up
+_forked = False  # this process is a fork of one that may have used the team
+
+# A team thread other than the caller's waits this many cycles (~3 us) before it asks for the
+# GIL (see poolkit._kernels.spin.team_body).
+TEAM_SETTLE_CYCLES = 8_000
+# void (*)(void *): the body libgomp's GOMP_parallel runs on every thread of the team
+_BODY = ctypes.CFUNCTYPE(None, ctypes.c_void_p)
+_keep_thread_state = ctypes.pythonapi.PyGILState_Ensure  # called with the GIL held
+
+
+class _OmpTeam:
+    """An OpenMP runtime's thread team, entered through libgomp's ``GOMP_parallel(fn, data,
+    num_threads, flags)`` (GCC's OpenMP ABI since GCC 4.9). Every thread of the team, the
+    caller's among them, runs a ctypes callback that takes the GIL and claims ranges; the
+    call returns once every thread has left the callback, so no range outlives it."""
+
+    def __init__(self, path: str):
+        lib = ctypes.CDLL(path)  # the already loaded library: dlopen returns its handle
+        self._parallel = lib.GOMP_parallel
+        self._parallel.argtypes = [_BODY, ctypes.c_void_p, ctypes.c_uint, ctypes.c_uint]
+        self._parallel.restype = None
+        self._callback = _BODY(self._run_body)  # kept alive as long as the team object
+        self._job = None
+        self._local = threading.local()  # one per Python thread state
+        # What GOMP_parallel runs: the callback itself, or (x86-64) a compiled body that lets
+        # the caller's first range start before the other threads ask for the GIL.
+        self._body, self._data = self._callback, None
+        if SPIN_CYCLES:
+            try:
+                from ._kernels.spin import team_body
+
+                addr = ctypes.cast(self._callback, ctypes.c_void_p).value
+                tnum = ctypes.cast(lib.omp_get_thread_num, ctypes.c_void_p).value
+                self._data = (ctypes.c_int64 * 3)(addr, tnum, TEAM_SETTLE_CYCLES)
+                self._body = ctypes.cast(team_body.address, _BODY)
+            except Exception:  # noqa: BLE001 - an LLVM without the intrinsics: no settling
+                self._body, self._data = self._callback, None
+
+    def _run_body(self, _data) -> None:
+        if not getattr(self._local, "kept", False):
+            # ctypes gives a team thread a new Python thread state for each callback and
+            # deletes it after (~20 us of a call's 25, measured). One more PyGILState_Ensure,
+            # never released, keeps this thread's state for its later callbacks.
+            _keep_thread_state()
+            self._local.kept = True
+        job = self._job
+        if job is None:
+            return
+        kernel, args, bounds, claims, errors = job
+        try:
+            _run_claimed(kernel, args, bounds, claims)
+        except BaseException as e:  # noqa: BLE001 - handed to the caller, never into C
+            errors.append(e)
+
+    def run(self, kernel, args, bounds, threads: int) -> BaseException | None:
+        """Run ``kernel(*args, lo, hi)`` on the ranges ``bounds`` on up to ``threads``
+        threads of the team; the first exception a range raised, if any."""
+        errors: list[BaseException] = []
+        self._job = (kernel, args, bounds, itertools.count(), errors)
+        try:
+            self._parallel(self._body, self._data, threads, 0)
+        finally:
+            self._job = None
+        return errors[0] if errors else None
+
+
+def _libgomp_of(torch) -> str | None:
+    """The path of the libgomp torch runs its parallel regions on, or None (another backend,
+    another OpenMP runtime, not Linux)."""
+    if "ATen parallel backend: OpenMP" not in torch.__config__.parallel_info():
+        return None
+    paths = set()
+    try:
+        with open("/proc/self/maps") as f:  # Linux: the files mapped into this process
+            for line in f:
+                fields = line.split(None, 5)
+                if len(fields) == 6 and os.path.basename(fields[5]).startswith("libgomp"):
+                    paths.add(fields[5].rstrip("\n"))
+    except OSError:
+        return None
+    torch_dir = os.path.dirname(os.path.abspath(torch.__file__))
+    own = {p for p in paths if p.startswith(torch_dir + os.sep)}
+    chosen = own or paths
+    return next(iter(chosen)) if len(chosen) == 1 else None
+
+
+def _torch_team() -> _OmpTeam | None:
+    """torch's OpenMP team when torch is loaded on libgomp and poolkit may use it."""
+    global _team
+    if not TORCH_TEAM or _forked:
+        return None
+    torch = sys.modules.get("torch")
+    if torch is None:
+        return None
+    if _team is None or _team[0] is not torch:
+        try:
+            path = _libgomp_of(torch)
+            team = _OmpTeam(path) if path else None
+        except AttributeError:  # torch still being imported (no __config__ yet): ask later
+            return None
+        except OSError:  # the library cannot be opened again or lacks GOMP_parallel
+            team = None
+        _team = (torch, team)
+    return _team[1]
+
+
+def _run_on_workers(kernel, args, bounds, parts: int, dynamic: bool):
+    """:func:`parallel_for`'s ranges on the caller and ``parts - 1`` of poolkit's workers
+    (claimed chunks if ``dynamic``, else one range a thread); the first exception a range
+    raised, if any."""
+    while len(_workers) < parts - 1:
+        _workers.append(_Worker())
+    helpers = _workers[: parts - 1]
+    for w in helpers:
+        w.settle()
+    err = None
+    if dynamic:
+        claims = itertools.count()
+        for w in helpers:
+            w.start(_run_claimed, (kernel, args, bounds, claims))
+        try:
+            _run_claimed(kernel, args, bounds, claims)
+        except BaseException as e:  # wait for the other ranges first: they use our arrays
+            err = e
+        # every chunk is claimed now: a helper that has not begun has nothing left to do
+        waiting = [w for w in helpers if err is not None or not w.withdraw()]
+    else:
+        for i, w in enumerate(helpers, start=1):
+            w.start(kernel, (*args, bounds[i], bounds[i + 1]))
+        try:
+            kernel(*args, bounds[0], bounds[1])
+        except BaseException as e:  # wait for the other ranges first: they use our arrays
+            err = e
+        waiting = []
+        for i, w in enumerate(helpers, start=1):
+            if err is None and w.withdraw():  # not begun yet: its range runs here
+                try:
+                    kernel(*args, bounds[i], bounds[i + 1])
+                except BaseException as e:
+                    err = e
+            else:
+                waiting.append(w)
+    for w in waiting:
+        err = w.wait() or err
+    return err
+
+
 def parallel_for(kernel, n_tasks: int, *args, work: int | None = None) -> None:
     """Call ``kernel(*args, lo, hi)`` on consecutive ranges covering ``range(n_tasks)``.
 
@@ -268,42 +432,15 @@ def parallel_for(kernel, n_tasks: int, *args, work: int | None = None) -> None:
             kernel(*args, 0, n_tasks)
         return
     try:
-        while len(_workers) < parts - 1:
-            _workers.append(_Worker())
-        helpers = _workers[: parts - 1]
-        for w in helpers:
-            w.settle()
-        err = None
-        if DYNAMIC and n_tasks >= 4 * parts and work is not None and work >= DYNAMIC_MIN_WORK:
-            bounds = _chunks(n_tasks, parts)
-            claims = itertools.count()
-            for w in helpers:
-                w.start(_run_claimed, (kernel, args, bounds, claims))
-            try:
-                _run_claimed(kernel, args, bounds, claims)
-            except BaseException as e:  # wait for the other ranges first: they use our arrays
-                err = e
-            # every chunk is claimed now: a helper that has not begun has nothing left to do
-            waiting = [w for w in helpers if err is not None or not w.withdraw()]
+        dynamic = (DYNAMIC and n_tasks >= 4 * parts and work is not None
+                   and work >= DYNAMIC_MIN_WORK)
+        bounds = (_chunks(n_tasks, parts) if dynamic
+                  else tuple(n_tasks * i // parts for i in range(parts + 1)))
+        team = _torch_team()
+        if team is not None:
+            err = team.run(kernel, args, bounds, parts)
         else:
-            bounds = [n_tasks * i // parts for i in range(parts + 1)]
-            for i, w in enumerate(helpers, start=1):
-                w.start(kernel, (*args, bounds[i], bounds[i + 1]))
-            try:
-                kernel(*args, bounds[0], bounds[1])
-            except BaseException as e:  # wait for the other ranges first: they use our arrays
-                err = e
-            waiting = []
-            for i, w in enumerate(helpers, start=1):
-                if err is None and w.withdraw():  # not begun yet: its range runs here
-                    try:
-                        kernel(*args, bounds[i], bounds[i + 1])
-                    except BaseException as e:
-                        err = e
-                else:
-                    waiting.append(w)
-        for w in waiting:
-            err = w.wait() or err
+            err = _run_on_workers(kernel, args, bounds, parts, dynamic)
     finally:
         _busy.release()
     if err is not None:
