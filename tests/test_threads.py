@@ -350,7 +350,7 @@ TEAM_PROBE = textwrap.dedent(
     x = np.random.default_rng(5).standard_normal((8, 16, 64, 64)).astype(np.float32)
     _threads.set_num_threads(1)
     want = [f(x) for _, f in CALLS]  # loads every kernel (Numba's JIT starts a thread)
-    import poolkit._kernels.spin
+    import poolkit._kernels.team  # compiles or loads the team threads' body
     _threads.set_num_threads(2)
     before = set(os.listdir("/proc/self/task"))
 

@@ -270,7 +270,7 @@ _team = None  # (torch module, _OmpTeam or None) once looked up
 _forked = False  # this process is a fork of one that may have used the team
 
 # A team thread other than the caller's waits this many cycles (~3 us) before it asks for the
-# GIL (see poolkit._kernels.spin.team_body).
+# GIL (see poolkit._kernels.team).
 TEAM_SETTLE_CYCLES = 8_000
 # void (*)(void *): the body libgomp's GOMP_parallel runs on every thread of the team
 _BODY = ctypes.CFUNCTYPE(None, ctypes.c_void_p)
@@ -296,7 +296,7 @@ class _OmpTeam:
         self._body, self._data = self._callback, None
         if SPIN_CYCLES:
             try:
-                from ._kernels.spin import team_body
+                from ._kernels.team import team_body
 
                 addr = ctypes.cast(self._callback, ctypes.c_void_p).value
                 tnum = ctypes.cast(lib.omp_get_thread_num, ctypes.c_void_p).value

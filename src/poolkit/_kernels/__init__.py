@@ -1,5 +1,6 @@
 """Numba kernels: pooling (maxpool, avgpool, rows), convolution (conv), dense layers (dense) and
-optimizer updates (optim); and the idle worker threads' wait for their next task (spin).
+optimizer updates (optim); the idle worker threads' wait for their next task (spin) and the
+body torch's OpenMP threads run for poolkit (team).
 
 The rule every part of poolkit keeps: NO PUBLIC CALL READS OR WRITES OUTSIDE AN ARRAY, WHATEVER
 ITS ARGUMENTS. The kernels are compiled without bounds checks, so they are only ever reached

@@ -12,13 +12,10 @@ between reads (``pause``: kinder to a sibling hyperthread and to the host), and 
 wait by the CPU's cycle counter. Once a task is posted it waits a little longer before it
 returns, because the poster holds the GIL until its own kernel starts: a worker asking for
 the GIL at once would go to sleep on it, and be woken as late as before.
-
-:func:`team_body` does the same settling for a thread of torch's OpenMP team (see
-:class:`poolkit._threads._OmpTeam`) before it enters poolkit's Python callback.
 """
 
 from llvmlite import ir
-from numba import carray, cfunc, njit, types
+from numba import njit, types
 from numba.extending import intrinsic
 
 
@@ -79,46 +76,3 @@ def wait_for_task(counter, seen, max_cycles, settle_cycles):
             _pause()
     return v
 
-
-@intrinsic
-def _call_void(typingctx, fn_t, arg_t):
-    """Call the C function ``void f(void *)`` at address ``fn`` with ``arg``."""
-    sig = types.void(types.int64, types.voidptr)
-
-    def codegen(context, builder, signature, args):
-        fnty = ir.FunctionType(ir.VoidType(), [ir.IntType(8).as_pointer()])
-        builder.call(builder.inttoptr(args[0], fnty.as_pointer()), [args[1]])
-        return context.get_dummy_value()
-
-    return sig, codegen
-
-
-@intrinsic
-def _call_int(typingctx, fn_t):
-    """Call the C function ``int f(void)`` at address ``fn``."""
-    sig = types.int32(types.int64)
-
-    def codegen(context, builder, signature, args):
-        fnty = ir.FunctionType(ir.IntType(32), [])
-        return builder.call(builder.inttoptr(args[0], fnty.as_pointer()), [])
-
-    return sig, codegen
-
-
-@cfunc(types.void(types.voidptr), cache=True)
-def team_body(data):
-    """The body libgomp runs on each thread of the team. ``data`` points to three int64:
-    the address of poolkit's Python callback (``void(void *)``, given ``data``), of
-    ``omp_get_thread_num`` and a number of CPU cycles. Every thread but the caller's (thread
-    0) first waits that many cycles: the caller holds the GIL for the few microseconds until
-    its first range starts, and a thread asking for the GIL then sleeps on it and wakes tens of
-    microseconds after it is free (measured: 73-84 against 58-59 us for a call of two 50 us
-    ranges). Addresses come in ``data``, not as constants, so the cached code holds none."""
-    d = carray(data, 3, types.int64)
-    if _call_int(d[1]) != 0:
-        t0 = _cycles()
-        for _ in range(d[2] // 10):
-            if _cycles() - t0 > d[2]:
-                break
-            _pause()
-    _call_void(d[0], data)
