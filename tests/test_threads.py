@@ -108,13 +108,14 @@ def test_four_threads_at_once_under_each_numba_layer(layer):
 
 def _child(q):
     x = np.random.default_rng(1).standard_normal((8, 16, 64, 64)).astype(np.float32)
-    q.put([f(x).sum().item() for _, f in CALLS])
+    q.put(([f(x).sum().item() for _, f in CALLS], _threads._torch_team() is None))
 
 
 def test_forked_workers_after_the_parent_used_the_threads(backend):
     """DataLoader-style workers forked after the parent ran poolkit's threads (or torch's
-    team, whose threads do not exist in a child): the children rebuild the pool and compute
-    what the parent computes."""
+    team, whose threads do not exist in a child: a child that entered it hung in libgomp,
+    seen with the guard removed): the children rebuild the pool and compute what the parent
+    computes."""
     x = np.random.default_rng(1).standard_normal((8, 16, 64, 64)).astype(np.float32)
     _threads.set_num_threads(2)
     want = [f(x).sum().item() for _, f in CALLS]  # the pool has run in this process
@@ -123,11 +124,18 @@ def test_forked_workers_after_the_parent_used_the_threads(backend):
     procs = [ctx.Process(target=_child, args=(q,)) for _ in range(2)]
     for p in procs:
         p.start()
-    got = [q.get(timeout=300) for _ in procs]
-    for p in procs:
-        p.join(timeout=60)
-        assert p.exitcode == 0
-    assert got == [want, want]
+    try:
+        got = [q.get(timeout=300) for _ in procs]  # a child hung in libgomp: queue.Empty
+        for p in procs:
+            p.join(timeout=60)
+            assert p.exitcode == 0
+    finally:
+        for p in procs:
+            if p.is_alive():
+                p.kill()
+    assert [sums for sums, _ in got] == [want, want]
+    if backend == "torch team":  # the parent had torch loaded: the children never enter it
+        assert [no_team for _, no_team in got] == [True, True]
 
 
 def test_results_do_not_depend_on_the_thread_count(backend):

@@ -35,8 +35,8 @@ each of its calls a torch thread spins for milliseconds waiting for torch's next
 region; with poolkit's own workers beside it, two threads fought over each core (poolkit's
 medians 1.8-2.3x its minimums, measured), while the spinning thread now takes poolkit's ranges
 itself. ``POOLKIT_TORCH_TEAM=0`` (read at import) or ``TORCH_TEAM = False`` keeps poolkit's
-own workers. A forked child never enters the parent's team (libgomp's threads do not survive a
-fork): it uses poolkit's own workers.
+own workers. A child forked from a process with torch loaded never enters the parent's team
+(libgomp's threads do not survive a fork): it uses poolkit's own workers.
 
 The number of threads is :func:`get_num_threads` (default: the CPUs this process may run on,
 or ``POOLKIT_NUM_THREADS``); :func:`set_num_threads` changes it for the whole process.
@@ -217,12 +217,13 @@ def set_num_threads(n) -> None:
 
 def _after_fork_in_child() -> None:
     # The parent's worker threads do not exist in the child, and a lock may have been held
-    # by one of them: start over. The parent's OpenMP team does not exist either, and libgomp
-    # may hang entering it: the child keeps to poolkit's own workers.
+    # by one of them: start over. The threads of torch's OpenMP team, if torch was loaded,
+    # do not exist either, and libgomp may hang entering it: the child keeps to poolkit's
+    # own workers.
     global _busy, _workers, _team, _forked
     _busy = threading.Lock()
     _workers = []
-    _team, _forked = None, True
+    _team, _forked = None, _forked or "torch" in sys.modules
 
 
 if hasattr(os, "register_at_fork"):
@@ -267,7 +268,7 @@ def _run_claimed(kernel, args, bounds, claims) -> None:
 # Run on torch's OpenMP team when torch is loaded on libgomp (see the module's docstring).
 TORCH_TEAM = os.environ.get("POOLKIT_TORCH_TEAM", "1").strip() not in ("0", "false", "no", "off")
 _team = None  # (torch module, _OmpTeam or None) once looked up
-_forked = False  # this process is a fork of one that may have used the team
+_forked = False  # this process is a fork of one that had torch (and maybe its team) loaded
 
 # A team thread other than the caller's waits this many cycles (~3 us) before it asks for the
 # GIL (see poolkit._kernels.team).
