@@ -292,19 +292,26 @@ class _OmpTeam:
         self._callback = _BODY(self._run_body)  # kept alive as long as the team object
         self._job = None
         self._local = threading.local()  # one per Python thread state
-        # What GOMP_parallel runs: the callback itself, or (x86-64) a compiled body that lets
-        # the caller's first range start before the other threads ask for the GIL.
-        self._body, self._data = self._callback, None
+        # What GOMP_parallel runs, with its data: the callback itself, then (x86-64) a compiled
+        # body that lets the caller's first range start before the other threads ask for the
+        # GIL. That body is loaded, or compiled once (~0.5 s), off the caller's path.
+        self._entry = (self._callback, None)
+        self._loader = None
         if SPIN_CYCLES:
-            try:
-                from ._kernels.team import team_body
+            self._loader = threading.Thread(target=self._load_body, args=(lib,),
+                                            name="poolkit-team-body", daemon=True)
+            self._loader.start()
 
-                addr = ctypes.cast(self._callback, ctypes.c_void_p).value
-                tnum = ctypes.cast(lib.omp_get_thread_num, ctypes.c_void_p).value
-                self._data = (ctypes.c_int64 * 3)(addr, tnum, TEAM_SETTLE_CYCLES)
-                self._body = ctypes.cast(team_body.address, _BODY)
-            except Exception:  # noqa: BLE001 - an LLVM without the intrinsics: no settling
-                self._body, self._data = self._callback, None
+    def _load_body(self, lib) -> None:
+        try:
+            from ._kernels.team import team_body
+
+            addr = ctypes.cast(self._callback, ctypes.c_void_p).value
+            tnum = ctypes.cast(lib.omp_get_thread_num, ctypes.c_void_p).value
+            data = (ctypes.c_int64 * 3)(addr, tnum, TEAM_SETTLE_CYCLES)
+            self._entry = (ctypes.cast(team_body.address, _BODY), data)  # one assignment
+        except Exception:  # noqa: BLE001 - an LLVM without the intrinsics: no settling
+            pass
 
     def _run_body(self, _data) -> None:
         if not getattr(self._local, "kept", False):
@@ -327,8 +334,9 @@ class _OmpTeam:
         threads of the team; the first exception a range raised, if any."""
         errors: list[BaseException] = []
         self._job = (kernel, args, bounds, itertools.count(), errors)
+        body, data = self._entry
         try:
-            self._parallel(self._body, self._data, threads, 0)
+            self._parallel(body, data, threads, 0)
         finally:
             self._job = None
         return errors[0] if errors else None
