@@ -35,14 +35,19 @@ def backend(request, monkeypatch):
     """Each of the two ways parallel_for runs its ranges."""
     if request.param == "workers":
         monkeypatch.setattr(_threads, "TORCH_TEAM", False)
-    else:
-        import torch
+        yield request.param
+        return
+    import torch
 
-        torch.set_num_threads(2)
+    old = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
         torch.ones(1 << 20).sum()  # torch's team exists
         monkeypatch.setattr(_threads, "TORCH_TEAM", True)
         assert _threads._torch_team() is not None, torch.__config__.parallel_info()
-    return request.param
+        yield request.param
+    finally:
+        torch.set_num_threads(old)
 
 
 # One call per kernel family, on data big enough to be split across threads.
@@ -446,3 +451,37 @@ def test_a_call_from_another_thread_while_the_team_is_busy(backend):
         assert bad == []
     finally:
         _threads.set_num_threads(old)
+
+
+@pytest.mark.parametrize("info", ["ATen parallel backend: native thread pool", RuntimeError])
+def test_a_torch_not_on_openmp_leaves_the_calls_on_poolkits_workers(monkeypatch, info):
+    """A torch on another backend, or one that cannot say (its parallel_info raises): no
+    team, and parallel_for runs every range on poolkit's own threads."""
+    import threading
+    import types
+
+    def parallel_info():
+        if info is RuntimeError:
+            raise RuntimeError("cannot say")
+        return info
+
+    fake = types.ModuleType("torch")
+    fake.__file__ = os.path.join(os.sep, "nowhere", "torch", "__init__.py")
+    fake.__config__ = types.SimpleNamespace(parallel_info=parallel_info)
+    monkeypatch.setitem(sys.modules, "torch", fake)
+    monkeypatch.setattr(_threads, "TORCH_TEAM", True)
+    monkeypatch.setattr(_threads, "_team", None)
+    assert _threads._torch_team() is None
+    old = _threads.get_num_threads()
+    ran, lock = [], threading.Lock()
+
+    def kernel(lo, hi):
+        with lock:
+            ran.append((lo, hi))
+
+    try:
+        _threads.set_num_threads(2)
+        _threads.parallel_for(kernel, 64, work=1 << 30)
+    finally:
+        _threads.set_num_threads(old)
+    assert sorted(t for lo, hi in ran for t in range(lo, hi)) == list(range(64))

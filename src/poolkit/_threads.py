@@ -376,8 +376,8 @@ def _torch_team() -> _OmpTeam | None:
             team = _OmpTeam(path) if path else None
         except AttributeError:  # torch still being imported (no __config__ yet): ask later
             return None
-        except OSError:  # the library cannot be opened again or lacks GOMP_parallel
-            team = None
+        except Exception:  # noqa: BLE001 - the library cannot be opened again, lacks
+            team = None  # GOMP_parallel, or torch cannot say: poolkit's own workers
         _team = (torch, team)
     return _team[1]
 
