@@ -17,6 +17,7 @@ import statistics
 import time
 
 import numpy as np
+from _timing import time_calls
 from numba import njit
 
 from poolkit import _threads
@@ -42,12 +43,7 @@ def _cycles_per_us() -> float:
 
 
 def _time(fn, n: int) -> str:
-    fn()
-    ts = []
-    for _ in range(n):
-        t = time.perf_counter()
-        fn()
-        ts.append(time.perf_counter() - t)
+    ts = time_calls(fn, n)
     return f"{statistics.median(ts) * 1e6:7.1f} {min(ts) * 1e6:7.1f}"
 
 
