@@ -75,4 +75,3 @@ def wait_for_task(counter, seen, max_cycles, settle_cycles):
                 break
             _pause()
     return v
-
