@@ -32,6 +32,11 @@ settings.register_profile("thorough", max_examples=400, **_common)
 settings.register_profile("dev", max_examples=100, **_common)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
+# The suite tests the kernels: a kernel missing from the cache compiles at its first call
+# instead of in a background process while NumPy computes the call (test_background_compile
+# turns that on where it tests it).
+os.environ["POOLKIT_BACKGROUND_COMPILE"] = "0"
+
 
 def pytest_collection_finish(session):
     """Before a run of (most of) the suite, compile the kernels it uses over all CPUs

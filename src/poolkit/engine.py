@@ -477,6 +477,8 @@ class _Launch:
     n_tasks: int
     consts: tuple
     work: int
+    #: ``kernel`` stands in (in NumPy) for a kernel still compiling: not to be memoised
+    provisional: bool = False
     serial: bool = field(init=False)
 
     def __post_init__(self):
@@ -609,8 +611,48 @@ def _uniform_max(p: _Problem, spec: PoolSpec, init, return_indices: bool) -> _La
     if return_indices:
         return _Launch(_maxk.MAX_FWD_IDX.entry((variant, p.dt)), nch,
                        (init, geo, lo, hi, first, nch), p.x3.size)
-    return _Launch(_maxk.MAX_FWD.entry((variant, p.dt)), nch, (init, geo, lo, hi, nch),
-                   p.x3.size)
+    entry = (_maxk.MAX_FWD.ready_entry((variant, p.dt))
+             if math.prod(spec.window) <= _NUMPY_MAX_WINDOW else
+             _maxk.MAX_FWD.entry((variant, p.dt)))
+    if entry is None:  # compiling in another process: NumPy computes this call
+        return _Launch(functools.partial(_numpy_max, _lift(spec)), 1, (init,), p.x3.size,
+                       provisional=True)
+    return _Launch(entry, nch, (init, geo, lo, hi, nch), p.x3.size)
+
+
+# Windows of up to this many cells may run in NumPy while their kernel compiles (a NumPy pass
+# per cell).
+_NUMPY_MAX_WINDOW = 64
+
+
+def _numpy_max(lifted, x3: np.ndarray, o3: np.ndarray, init, t0: int, t1: int) -> None:
+    """Max pooling without indices into ``o3``, as the max kernel computes it, in NumPy: for
+    the calls made while that kernel compiles (``Kernel.ready_entry``), which the kernel's
+    first compilation would otherwise keep waiting for seconds. The same values bit for bit:
+    window cells in row-major order, each one replacing the running maximum ``m`` where
+    ``v > m or v != v``, starting from ``init`` (what a window that reads no input gives); the
+    padding is ``init``, which never replaces anything. Serial: one task (t0, t1 = 0, 1)."""
+    L, K, S, Dl, PB, _, O = lifted
+    reach = [(o - 1) * s + (k - 1) * d + 1 for o, s, k, d in zip(O, S, K, Dl, strict=True)]
+    after = [max(0, r - pb - n) for r, pb, n in zip(reach, PB, L, strict=True)]
+    if any(PB) or any(after):
+        xp = np.full((x3.shape[0], *(pb + n + a for pb, n, a in zip(PB, L, after, strict=True)),
+                      x3.shape[4]), init, x3.dtype)
+        xp[:, PB[0]:PB[0] + L[0], PB[1]:PB[1] + L[1], PB[2]:PB[2] + L[2]] = x3
+    else:
+        xp = x3
+    o3[...] = init
+    wins = np.empty(o3.shape, bool)
+    nan = np.empty(o3.shape, bool)
+    for jd in range(K[0]):
+        for jh in range(K[1]):
+            for jw in range(K[2]):
+                v = xp[:, jd * Dl[0]::S[0], jh * Dl[1]::S[1], jw * Dl[2]::S[2]][
+                    :, : O[0], : O[1], : O[2]]
+                np.greater(v, o3, out=wins)
+                np.not_equal(v, v, out=nan)
+                np.logical_or(wins, nan, out=wins)
+                np.copyto(o3, v, where=wins)
 
 
 def _uniform_max_backward(p: _Problem, g: np.ndarray, spec: PoolSpec, init) -> np.ndarray:
@@ -854,7 +896,8 @@ def plan_pool(x, spec, mode="max", *, channels_last=False, return_indices=False,
                         return_indices=return_indices)
     prob = _Problem(checked, channels_last, _flip_order if red.name == "min" else None)
     plan = _Plan(prob, spec, red, return_indices, p, scale, n_bytes)
-    if key is None or checked is not x:  # (a byte-swapped x was converted: not planned)
+    # (a byte-swapped x was converted: not planned)
+    if key is None or checked is not x or plan.provisional:
         return plan.finish(*plan.compute(prob.x3)) if run else None
     PLANS.put(key, plan)
     return plan.finish(*plan.compute(prob.x3)) if run else plan
@@ -875,7 +918,7 @@ class _Plan:
 
     __slots__ = ("spec", "red", "how", "channels_last", "cl", "flip", "dt", "transform",
                  "x3_shape", "out_shape", "o3_shape", "indices", "negate", "out_dtype",
-                 "launch", "n_bytes", "as_is", "plain_out", "alloc")
+                 "launch", "n_bytes", "as_is", "plain_out", "alloc", "provisional")
 
     def __init__(self, prob: _Problem, spec, red: Reduction, return_indices, p_norm, scale,
                  n_bytes: int = 0):
@@ -892,6 +935,8 @@ class _Plan:
         n_out = math.prod(self.out_shape)
         self.launch = (_forward_launch(prob, spec, red.name, self.indices, p_norm, scale)
                        if n_out else None)
+        # Computed in NumPy while its kernel compiles: never memoised (see _numpy_max)
+        self.provisional = self.launch is not None and self.launch.provisional
         # The common case, decided once: the input is the kernel view, the output the result.
         self.as_is = prob.how == _AS_IS and prob.dt == prob.x.dtype and prob.transform is None
         self.plain_out = not self.negate and not self.flip and self.dt == self.out_dtype

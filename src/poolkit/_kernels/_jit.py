@@ -22,11 +22,15 @@ compiled into (and cached with) each kernel that calls them, so a callee's own c
 never gains several signatures from several processes.
 
 The first call of a specialisation that is not in the cache compiles it (seconds); the
-function :func:`set_notifier` installs decides how the user hears of it.
+function :func:`set_notifier` installs decides how the user hears of it. A caller that has
+another way to compute its call asks :meth:`Kernel.ready_entry` instead: a specialisation
+missing from the cache then compiles in a separate process (``POOLKIT_BACKGROUND_COMPILE=0``:
+never) while the caller computes without it, and loads once that process has ended.
 """
 
 from __future__ import annotations
 
+import os
 import sys
 import threading
 import time
@@ -43,6 +47,9 @@ OPTIONS = dict(cache=True, nogil=True, boundscheck=False)
 
 _compile_lock = threading.RLock()
 _used: set[tuple[str, tuple]] = set()
+#: (kernel name, key) -> the process compiling it into the cache
+_jobs: dict[tuple[str, tuple], object] = {}
+BACKGROUND_ENV = "POOLKIT_BACKGROUND_COMPILE"
 KERNELS: list[Kernel] = []  # every Kernel defined, in definition order
 
 
@@ -119,6 +126,10 @@ def _key_name(key: tuple) -> str:
     return "__".join(str(getattr(k, "__name__", k)) for k in key).replace(".", "_")
 
 
+#: Background compilations (see Kernel.ready_entry) one process runs at once: each takes a CPU.
+max_background_jobs = 2
+
+
 class Kernel:
     """A family of specialisations of one kernel: ``kernel[key]`` is the compiled dispatcher
     for ``key`` (a tuple of hashable compile-time constants, the last one a NumPy dtype).
@@ -156,7 +167,46 @@ class Kernel:
             entry = self._entries[key] = cres.entry_point
         return entry
 
-    def _build(self, key: tuple):
+    def ready_entry(self, key) -> object | None:
+        """``entry(key)`` if the specialisation is loaded or in Numba's cache. If not, None,
+        and the specialisation compiles into the cache in a process of its own (``python -m
+        poolkit._kernels.precompile``), for a caller that can compute its call without the
+        kernel meanwhile; once that process has ended, the next call loads the kernel (or
+        compiles it here if the process left nothing to load). Compiles here at once, as
+        ``entry`` does, when ``POOLKIT_BACKGROUND_COMPILE=0``, when ``max_background_jobs``
+        processes already run, or when no process can be started."""
+        key = key if isinstance(key, tuple) else (key,)
+        entry = self._entries.get(key)
+        if entry is not None:
+            return entry
+        if key in self._dispatchers or os.environ.get(BACKGROUND_ENV, "1") == "0":
+            return self.entry(key)
+        with _compile_lock:
+            process = _jobs.get((self.name, key))
+            if process is not None:
+                # (in a forked child, whose parent started the process, poll() says it ended)
+                if process.poll() is None:
+                    return None
+                del _jobs[self.name, key]
+                return self.entry(key)
+            if self._build(key, compile_missing=False) is not None:
+                return self.entry(key)
+            if sum(p.poll() is None for p in _jobs.values()) >= max_background_jobs:
+                return self.entry(key)
+            from .precompile import start_worker
+
+            try:
+                process = start_worker([(self.name, key)])
+            except OSError:
+                return self.entry(key)
+            _jobs[self.name, key] = process
+            _notify(f"compiling {self.name}__{_key_name(key)} in the background, once "
+                    f"(~{self.cost:.0f} s); NumPy computes its calls until then")
+            return None
+
+    def _build(self, key: tuple, compile_missing: bool = True):
+        """``key``'s dispatcher, loaded from the cache or compiled (``compile_missing``
+        False: None instead of compiling)."""
         from numba import njit
 
         with _compile_lock:
@@ -167,6 +217,8 @@ class Kernel:
             d = njit(**self._options)(fn)
             signature = self._signature(*key)
             if not self._load_cached(d, signature):
+                if not compile_missing:
+                    return None
                 t0 = time.perf_counter()
                 _notify(f"compiling {fn.__name__}, once (~{self.cost:.0f} s)")
                 d.compile(signature)

@@ -69,6 +69,18 @@ def _shares(specs, parts: int):
     return groups, max(load)
 
 
+def start_worker(specs, stderr=subprocess.DEVNULL) -> subprocess.Popen:
+    """A process that compiles ``specs`` ((kernel name, key) pairs) into Numba's cache and
+    exits; it imports this copy of poolkit."""
+    env = dict(os.environ)
+    src = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    env["PYTHONPATH"] = src + os.pathsep + env.get("PYTHONPATH", "")
+    return subprocess.Popen(
+        [sys.executable, "-m", __name__, json.dumps([[n, _encode(k)] for n, k in specs])],
+        env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=stderr,
+    )
+
+
 def precompile(specs, processes: int | None = None, notify=None) -> float:
     """Compile the specialisations of ``specs`` missing from the cache, over ``processes``
     processes (default: the CPUs this process may use); returns the seconds it took (0.0 if
@@ -86,17 +98,7 @@ def precompile(specs, processes: int | None = None, notify=None) -> float:
                f"({parts} process{'es' if parts > 1 else ''}; later runs load them from "
                f"Numba's cache)")
     t0 = time.perf_counter()
-    env = dict(os.environ)
-    src = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    env["PYTHONPATH"] = src + os.pathsep + env.get("PYTHONPATH", "")
-    workers = [
-        subprocess.Popen(
-            [sys.executable, "-m", __name__,
-             json.dumps([[n, _encode(k)] for n, k in group])],
-            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-        )
-        for group in groups[1:]
-    ]
+    workers = [start_worker(group, stderr=subprocess.PIPE) for group in groups[1:]]
     try:
         _compile(groups[0])
     finally:
