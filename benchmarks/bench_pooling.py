@@ -22,21 +22,6 @@ import tempfile
 import numpy as np
 from _timing import HEADER, common_parser, fmt, interleaved, ratio_row, set_threads
 
-_FIRST_CALL = """
-import time, numpy as np
-t = time.perf_counter()
-import poolkit.functional as F
-t_import = time.perf_counter() - t
-x = np.random.default_rng(0).standard_normal((2, 3, 16, 16)).astype(np.float32)
-t = time.perf_counter()
-F.max_pool2d(x, 2, 2)
-first = time.perf_counter() - t
-from poolkit._kernels import _jit
-for process in list(_jit._jobs.values()):  # a kernel compiling in the background
-    process.wait()
-print(f"{t_import:.3f} {first:.3f} {time.perf_counter() - t:.3f}")
-"""
-
 
 def jit_cost() -> list[tuple[str, float, float, float]]:
     """(label, import s, first call s, s until its kernel is in the cache) of the first
@@ -52,7 +37,8 @@ def jit_cost() -> list[tuple[str, float, float, float]]:
         ):
             env = dict(os.environ, NUMBA_CACHE_DIR=where, POOLKIT_BACKGROUND_COMPILE=background)
             res = subprocess.run(
-                [sys.executable, "-c", _FIRST_CALL], env=env, capture_output=True, text=True,
+                [sys.executable, os.path.join(os.path.dirname(__file__), "first_call.py"),
+                 "--wait"], env=env, capture_output=True, text=True,
                 check=True,
             )
             imp, first, ready = (float(v) for v in res.stdout.split())
