@@ -190,6 +190,11 @@ BAD_CALLS = [
     ("avg divisor 0", lambda a: PF.avg_pool2d(a, 2, divisor_override=0)),
     ("5-D input", lambda a: PF.max_pool2d(a[None], 2)),
     ("zero channels", lambda a: PF.max_pool2d(a[:, :0], 2)),
+    ("adaptive output_size True", lambda a: PF.adaptive_avg_pool2d(a, True)),
+    ("adaptive output_size (1.0, 1)", lambda a: PF.adaptive_avg_pool2d(a, (1.0, 1))),
+    ("adaptive output_size -1", lambda a: PF.adaptive_max_pool2d(a, -1)),
+    ("adaptive output_size None", lambda a: PF.adaptive_max_pool2d(a, None)),
+    ("adaptive output_size of 3 dims", lambda a: PF.adaptive_max_pool2d(a, (1, 1, 1))),
 ]
 
 
@@ -206,8 +211,28 @@ def test_bad_arguments_raise_the_same_error_on_a_warm_memo(bad):
     PF.avg_pool2d(a, 2)
     PF.avg_pool2d(a, 2, 2, 1, False, True)
     PF.avg_pool2d(a, 2, divisor_override=1)
+    PF.adaptive_avg_pool2d(a, 1)
+    PF.adaptive_avg_pool2d(a, (1, 1))
+    PF.adaptive_max_pool2d(a, 1)
+    PF.adaptive_max_pool2d(a, 1, True)
     assert len(engine.PLANS) > 0
     assert _error(fn, a) == cold
+
+
+def test_adaptive_calls_are_memoised_per_argument():
+    """poolkit.functional's adaptive calls take the memo (a warm call is a lookup and the
+    plan), each output size and flag its own entry."""
+    a = np.random.default_rng(5).standard_normal((2, 3, 9, 7)).astype(np.float32)
+    calls = [lambda: PF.adaptive_avg_pool2d(a, 1), lambda: PF.adaptive_avg_pool2d(a, (3, 2)),
+             lambda: PF.adaptive_max_pool2d(a, (3, 2)),
+             lambda: PF.adaptive_max_pool2d(a, (3, 2), True)]
+    cold = [c() for c in calls]
+    assert len(PF._CALLS) == 4
+    for c, want in zip(calls, cold, strict=True):
+        _same(c(), want)
+    assert len(PF._CALLS) == 4
+    np.testing.assert_allclose(cold[0][..., 0, 0], a.mean(axis=(2, 3)), rtol=1e-6)
+    np.testing.assert_array_equal(cold[3][0], cold[2])
 
 
 def test_the_engine_keys_a_spec_by_identity_and_checks_its_other_arguments():

@@ -31,6 +31,7 @@ from .shapes import (
     blur_spec,
     fractional_spec,
     normalize_tuple,
+    plain_output_size,
     plain_torch_args,
     torch_spec,
     unpool_output_size,
@@ -325,11 +326,19 @@ for _r, _sp in ((1, "L"), (2, "H, W"), (3, "D, H, W")):
 
 
 def _adaptive(rank, mode, input, output_size, return_indices, op, grad_output=None):
+    key = None
+    if (grad_output is None and type(input) is np.ndarray and type(return_indices) is bool
+            and plain_output_size(output_size)):
+        # memoised as _uniform's calls: a warm global average of (1, 8, 7, 7) took 1.9
+        # against 9.6 us a call, an adaptive max to 3x3 4.1 against 14.4 us
+        key = (op, input.shape, input.strides, input.dtype, output_size, return_indices)
+        res = _planned(key, input)
+        if res is not None:
+            return res
     x, batched = _batched(input, rank, mode, op)
     spec = adaptive_spec(x.shape[2:], adaptive_output_size(x.shape[2:], output_size, op=op))
     if grad_output is None:
-        return _unbatch(engine.pool(x, spec, mode, return_indices=bool(return_indices)),
-                        batched)
+        return _pool(key, input, x, batched, spec, mode, bool(return_indices))
     g = _grad(grad_output, x, spec, batched, op)
     return _unbatch(engine.pool_backward(g, x, spec, mode), batched)
 

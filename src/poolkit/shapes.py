@@ -197,6 +197,12 @@ def _plain(v) -> bool:
     return True
 
 
+def plain_output_size(output_size) -> bool:
+    """Whether an adaptive ``output_size`` is of the exact types a memo may key on (an int or
+    a tuple of ints; see :func:`plain_torch_args`)."""
+    return type(output_size) is int or (output_size is not None and _plain(output_size))
+
+
 def torch_spec(
     in_size: Sequence[int],
     kernel_size,
