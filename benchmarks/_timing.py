@@ -60,7 +60,7 @@ def ratio_row(name: str, tt: list[float], tp: list[float], target: float | None 
     su_min = min(tt) / min(tp)
     goal = "" if target is None else f"  (target >= {target:g}x: " + (
         "met" if su_med >= target else "NOT met") + ")"
-    return f"{name:40s} {fmt(tt)}    {fmt(tp)}   {su_med:10.1f}x {su_min:5.1f}x{goal}"
+    return f"{name:40s} {fmt(tt)}    {fmt(tp)}   {su_med:10.2f}x {su_min:5.2f}x{goal}"
 
 
 HEADER = (f"{'case':40s} {'torch med':>9s} {'min':>8s} {'poolkit med':>11s} {'min':>8s} "
