@@ -1,9 +1,9 @@
 """A kernel missing from Numba's cache compiles in a process of its own while NumPy computes
-the calls that need it (``Kernel.ready_entry`` and ``engine._numpy_max``): max pooling without
-indices, the first call of a fresh install.
+the calls that need it (``Kernel.ready_entry``, ``engine._numpy_max`` and ``_numpy_avg``): max,
+min and average pooling without indices, the first call of a fresh install.
 
-The NumPy results must be the kernel's bit for bit (NaN payloads and the sign of zero
-included), since which one computes a call depends only on the state of the cache; the
+The NumPy results must be the kernel's bit for bit (the sign of zero included, and for max the
+NaN payloads), since which one computes a call depends only on the state of the cache; the
 calls it computes must not be memoised; and the kernel must take over once its process
 has ended, whether that process filled the cache or failed.
 """
@@ -33,15 +33,19 @@ from hypothesis import strategies as st
 import poolkit
 import poolkit.functional as PF
 from poolkit import engine
-from poolkit._kernels import maxpool
+from poolkit._kernels import avgpool, maxpool
+
+STANDS_IN_FOR = (maxpool.MAX_FWD, avgpool.AVG_FWD)
 
 
 @pytest.fixture
 def numpy_max(monkeypatch):
-    """Make every max-pooling call without indices run in NumPy, as while its kernel compiles."""
+    """Make every max and average pooling call that may run in NumPy do so, as while its
+    kernel compiles."""
     engine.clear_plans()
     PF._CALLS.clear()
-    monkeypatch.setattr(maxpool.MAX_FWD, "ready_entry", lambda key: None)
+    for k in STANDS_IN_FOR:
+        monkeypatch.setattr(k, "ready_entry", lambda key: None)
     yield
     engine.clear_plans()
     PF._CALLS.clear()
@@ -58,7 +62,8 @@ def _both(call):
     PF._CALLS.clear()
     kernel = call()
     mp = pytest.MonkeyPatch()
-    mp.setattr(maxpool.MAX_FWD, "ready_entry", lambda key: None)
+    for k in STANDS_IN_FOR:
+        mp.setattr(k, "ready_entry", lambda key: None)
     try:
         engine.clear_plans()
         PF._CALLS.clear()
@@ -98,6 +103,42 @@ def test_numpy_equals_kernel_keras_style(rank, data, seed, dtype, fmt, op):
     np.testing.assert_array_equal(_bits(fallback), _bits(kernel))
 
 
+def _same_values(a: np.ndarray, b: np.ndarray) -> None:
+    """Equal values (NaN where NaN, whatever its payload) and equal signs of zero."""
+    assert a.shape == b.shape and a.dtype == b.dtype
+    np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(np.signbit(a), np.signbit(b))
+
+
+@given(rank=st.sampled_from([1, 2, 3]), data=st.data(), seed=seeds,
+       dtype=st.sampled_from(FLOAT_DTYPES),
+       kind=st.sampled_from(["ties", "specials", "wide"]),
+       layout=st.sampled_from(["contiguous", "channels_last_memory"]),
+       count_include_pad=st.booleans(), divisor=st.sampled_from([None, 1, 3, 7]))
+def test_numpy_average_equals_kernel(rank, data, seed, dtype, kind, layout, count_include_pad,
+                                     divisor):
+    a = data.draw(torch_args(rank, dilation=False, kernel_within_input=rank == 3))
+    a.pop("dilation")
+    rng = np.random.default_rng(seed)
+    x = with_layout(make_values(rng, (2, 3, *a.pop("spatial")), dtype, kind), layout)
+    fn = getattr(PF, f"avg_pool{rank}d")
+    kernel, fallback = _both(lambda: fn(x, **a, count_include_pad=count_include_pad,
+                                        divisor_override=divisor))
+    _same_values(fallback, kernel)
+
+
+@given(rank=st.sampled_from([1, 2]), data=st.data(), seed=seeds,
+       fmt=st.sampled_from(["channels_last", "channels_first"]))
+def test_numpy_average_equals_kernel_keras_style(rank, data, seed, fmt):
+    a = data.draw(keras_args(rank, dilation=False))
+    a.pop("dilation")
+    spatial = a.pop("spatial")
+    shape = (2, *spatial, 3) if fmt == "channels_last" else (2, 3, *spatial)
+    x = make_values(np.random.default_rng(seed), shape, np.float32, "wide")
+    kernel, fallback = _both(lambda: poolkit.average_pool(x, data_format=fmt, **a))
+    _same_values(fallback, kernel)
+
+
 def test_numpy_keeps_the_kernels_nan_and_zero_bits():
     """The last NaN of a window, with its payload, and the first of tied zeros."""
     q = np.array([[0.0, -0.0, -0.0, 0.0]], np.float32)
@@ -115,8 +156,10 @@ def test_numpy_calls_are_not_memoised(numpy_max):
     again = PF.max_pool2d(x, 2)
     np.testing.assert_array_equal(first, again)
     assert len(engine.PLANS) == 0 and len(PF._CALLS) == 0
-    # calls that need other kernels are memoised as ever
     PF.avg_pool2d(x, 2)
+    assert len(engine.PLANS) == 0 and len(PF._CALLS) == 0
+    # calls that need other kernels are memoised as ever
+    PF.lp_pool2d(x, 2.0, 2)
     assert len(engine.PLANS) == 1
 
 

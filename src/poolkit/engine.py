@@ -611,9 +611,7 @@ def _uniform_max(p: _Problem, spec: PoolSpec, init, return_indices: bool) -> _La
     if return_indices:
         return _Launch(_maxk.MAX_FWD_IDX.entry((variant, p.dt)), nch,
                        (init, geo, lo, hi, first, nch), p.x3.size)
-    entry = (_maxk.MAX_FWD.ready_entry((variant, p.dt))
-             if math.prod(spec.window) <= _NUMPY_MAX_WINDOW else
-             _maxk.MAX_FWD.entry((variant, p.dt)))
+    entry = _ready(_maxk.MAX_FWD, (variant, p.dt), spec)
     if entry is None:  # compiling in another process: NumPy computes this call
         return _Launch(functools.partial(_numpy_max, _lift(spec)), 1, (init,), p.x3.size,
                        provisional=True)
@@ -622,37 +620,66 @@ def _uniform_max(p: _Problem, spec: PoolSpec, init, return_indices: bool) -> _La
 
 # Windows of up to this many cells may run in NumPy while their kernel compiles (a NumPy pass
 # per cell).
-_NUMPY_MAX_WINDOW = 64
+_NUMPY_WINDOW = 64
 
 
-def _numpy_max(lifted, x3: np.ndarray, o3: np.ndarray, init, t0: int, t1: int) -> None:
-    """Max pooling without indices into ``o3``, as the max kernel computes it, in NumPy: for
-    the calls made while that kernel compiles (``Kernel.ready_entry``), which the kernel's
-    first compilation would otherwise keep waiting for seconds. The same values bit for bit:
-    window cells in row-major order, each one replacing the running maximum ``m`` where
-    ``v > m or v != v``, starting from ``init`` (what a window that reads no input gives); the
-    padding is ``init``, which never replaces anything. Serial: one task (t0, t1 = 0, 1)."""
+def _ready(kernel, key, spec: PoolSpec):
+    """``kernel``'s entry for ``key``; or None while it compiles in another process, for a
+    window NumPy may compute meanwhile (see ``Kernel.ready_entry``): the first call of a
+    fresh install need not wait seconds for Numba."""
+    if math.prod(spec.window) > _NUMPY_WINDOW:
+        return kernel.entry(key)
+    return kernel.ready_entry(key)
+
+
+def _numpy_windows(lifted, x3: np.ndarray, fill):
+    """For each window cell in row-major order, the view of ``x3`` (padded with ``fill``)
+    that cell reads for every output: NumPy's way through the windows, for the stand-ins
+    below."""
     L, K, S, Dl, PB, _, O = lifted
     reach = [(o - 1) * s + (k - 1) * d + 1 for o, s, k, d in zip(O, S, K, Dl, strict=True)]
     after = [max(0, r - pb - n) for r, pb, n in zip(reach, PB, L, strict=True)]
     if any(PB) or any(after):
         xp = np.full((x3.shape[0], *(pb + n + a for pb, n, a in zip(PB, L, after, strict=True)),
-                      x3.shape[4]), init, x3.dtype)
+                      x3.shape[4]), fill, x3.dtype)
         xp[:, PB[0]:PB[0] + L[0], PB[1]:PB[1] + L[1], PB[2]:PB[2] + L[2]] = x3
     else:
         xp = x3
-    o3[...] = init
-    wins = np.empty(o3.shape, bool)
-    nan = np.empty(o3.shape, bool)
     for jd in range(K[0]):
         for jh in range(K[1]):
             for jw in range(K[2]):
-                v = xp[:, jd * Dl[0]::S[0], jh * Dl[1]::S[1], jw * Dl[2]::S[2]][
+                yield xp[:, jd * Dl[0]::S[0], jh * Dl[1]::S[1], jw * Dl[2]::S[2]][
                     :, : O[0], : O[1], : O[2]]
-                np.greater(v, o3, out=wins)
-                np.not_equal(v, v, out=nan)
-                np.logical_or(wins, nan, out=wins)
-                np.copyto(o3, v, where=wins)
+
+
+def _numpy_max(lifted, x3: np.ndarray, o3: np.ndarray, init, t0: int, t1: int) -> None:
+    """Max pooling without indices into ``o3``, as the max kernel computes it, in NumPy, for
+    the calls made while that kernel compiles. The same values bit for bit: window cells in
+    row-major order, each one replacing the running maximum ``m`` where ``v > m or v != v``,
+    starting from ``init`` (what a window that reads no input gives); the padding is
+    ``init``, which never replaces anything. Serial: one task (t0, t1 = 0, 1)."""
+    o3[...] = init
+    wins = np.empty(o3.shape, bool)
+    nan = np.empty(o3.shape, bool)
+    for v in _numpy_windows(lifted, x3, init):
+        np.greater(v, o3, out=wins)
+        np.not_equal(v, v, out=nan)
+        np.logical_or(wins, nan, out=wins)
+        np.copyto(o3, v, where=wins)
+
+
+def _numpy_avg(lifted, div: np.ndarray, x3: np.ndarray, o3: np.ndarray, t0: int,
+               t1: int) -> None:
+    """Average pooling into ``o3``, as the average kernel computes it, in NumPy, for the
+    calls made while that kernel compiles: a sum from 0 in ``o3``'s dtype adding the window's
+    cells in row-major order, then one division by ``div`` (the kernel's divisors). The same
+    values bit for bit but for NaN payloads: the padding is 0, and adding 0 changes no sum
+    that starts at +0. Serial: one task."""
+    o3[...] = 0
+    with np.errstate(all="ignore"):  # inf - inf is NaN, as in the kernel, without a warning
+        for v in _numpy_windows(lifted, x3, 0):
+            np.add(o3, v, out=o3)
+        np.divide(o3, div, out=o3)
 
 
 def _uniform_max_backward(p: _Problem, g: np.ndarray, spec: PoolSpec, init) -> np.ndarray:
@@ -687,8 +714,19 @@ def _uniform_avg(p: _Problem, spec: PoolSpec, P: int, p_norm: float, scale: floa
     variant = _variant(geo, p.x3.shape[4], p.dt)
     o3 = _out3(p, spec)
     nch = _rows.num_chunks(o3[0] * o3[1] * o3[2])
-    return _Launch(_avgk.AVG_FWD.entry((variant, P, p.dt)), nch,
-                   (geo, lo, hi, cnt, p.dt.type(p_norm), p.dt.type(scale), nch), p.x3.size)
+    key = (variant, P, p.dt)
+    # (power averages always wait for their kernel: NumPy's powers need not round as its do)
+    entry = _ready(_avgk.AVG_FWD, key, spec) if P == 0 else _avgk.AVG_FWD.entry(key)
+    if entry is None:  # compiling in another process: NumPy computes this call
+        _, _, _, _, _, _, O = _lift(spec)
+        c = cnt[:, : max(O)]
+        # the kernel's divisor of window (od, oh, ow): cnt[0, od] * cnt[1, oh] * cnt[2, ow]
+        div = ((c[0, : O[0], None] * c[1, None, : O[1]])[:, :, None]
+               * c[2, None, None, : O[2]])[None, ..., None]
+        return _Launch(functools.partial(_numpy_avg, _lift(spec), div), 1, (), p.x3.size,
+                       provisional=True)
+    return _Launch(entry, nch, (geo, lo, hi, cnt, p.dt.type(p_norm), p.dt.type(scale), nch),
+                   p.x3.size)
 
 
 def _uniform_avg_backward(p: _Problem, g: np.ndarray, spec: PoolSpec) -> np.ndarray:
@@ -935,7 +973,7 @@ class _Plan:
         n_out = math.prod(self.out_shape)
         self.launch = (_forward_launch(prob, spec, red.name, self.indices, p_norm, scale)
                        if n_out else None)
-        # Computed in NumPy while its kernel compiles: never memoised (see _numpy_max)
+        # Computed in NumPy while its kernel compiles: never memoised (see _ready)
         self.provisional = self.launch is not None and self.launch.provisional
         # The common case, decided once: the input is the kernel view, the output the result.
         self.as_is = prob.how == _AS_IS and prob.dt == prob.x.dtype and prob.transform is None
