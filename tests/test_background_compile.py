@@ -193,6 +193,10 @@ _PROBE = textwrap.dedent("""
     if sys.argv[1] == "fail":  # a worker that compiles nothing and fails
         real = precompile.start_worker
         precompile.start_worker = lambda specs, **kw: real([("no_such_kernel", (0, "x"))], **kw)
+    if sys.argv[1] == "nostart":  # no process can be started
+        def cannot(specs, **kw):
+            raise OSError("no interpreter")
+        precompile.start_worker = cannot
 
     out = F.max_pool2d(x, 2)
     report["first_equal"] = bool(np.array_equal(out, ref, equal_nan=True))
@@ -243,4 +247,9 @@ def test_a_failed_worker_leaves_the_compiling_to_the_caller(tmp_path):
 
 def test_turned_off_the_first_call_compiles(tmp_path):
     r = _probe(tmp_path, "plain", background="0")
+    assert r["first_equal"] and r["compiled_at_first_call"] and r["jobs"] == 0
+
+
+def test_without_a_process_the_first_call_compiles(tmp_path):
+    r = _probe(tmp_path, "nostart")
     assert r["first_equal"] and r["compiled_at_first_call"] and r["jobs"] == 0

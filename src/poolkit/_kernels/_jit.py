@@ -197,7 +197,7 @@ class Kernel:
 
             try:
                 process = start_worker([(self.name, key)])
-            except OSError:
+            except (OSError, ValueError, TypeError):  # no interpreter to start (embedded)
                 return self.entry(key)
             _jobs[self.name, key] = process
             _notify(f"compiling {self.name}__{_key_name(key)} in the background, once "
