@@ -718,11 +718,10 @@ def _uniform_avg(p: _Problem, spec: PoolSpec, P: int, p_norm: float, scale: floa
     # (power averages always wait for their kernel: NumPy's powers need not round as its do)
     entry = _ready(_avgk.AVG_FWD, key, spec) if P == 0 else _avgk.AVG_FWD.entry(key)
     if entry is None:  # compiling in another process: NumPy computes this call
-        _, _, _, _, _, _, O = _lift(spec)
-        c = cnt[:, : max(O)]
+        O = _lift(spec)[6]
         # the kernel's divisor of window (od, oh, ow): cnt[0, od] * cnt[1, oh] * cnt[2, ow]
-        div = ((c[0, : O[0], None] * c[1, None, : O[1]])[:, :, None]
-               * c[2, None, None, : O[2]])[None, ..., None]
+        div = ((cnt[0, : O[0], None] * cnt[1, None, : O[1]])[:, :, None]
+               * cnt[2, None, None, : O[2]])[None, ..., None]
         return _Launch(functools.partial(_numpy_avg, _lift(spec), div), 1, (), p.x3.size,
                        provisional=True)
     return _Launch(entry, nch, (geo, lo, hi, cnt, p.dt.type(p_norm), p.dt.type(scale), nch),
