@@ -253,3 +253,23 @@ def test_turned_off_the_first_call_compiles(tmp_path):
 def test_without_a_process_the_first_call_compiles(tmp_path):
     r = _probe(tmp_path, "nostart")
     assert r["first_equal"] and r["compiled_at_first_call"] and r["jobs"] == 0
+
+
+def test_a_program_that_exits_first_leaves_the_kernel_to_reach_the_cache(tmp_path):
+    env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path / "cache"), POOLKIT_BACKGROUND_COMPILE="1")
+    one_call = ("import numpy as np, poolkit.functional as F; "
+                "F.max_pool2d(np.ones((1, 1, 4, 4), np.float32), 2)")
+    subprocess.run([sys.executable, "-c", one_call], env=env, check=True, timeout=120)
+    wait = textwrap.dedent("""
+        import time, numpy as np
+        from poolkit._kernels import maxpool
+        from poolkit._kernels.rows import V_2x2_C1
+        key = (V_2x2_C1, np.dtype(np.float32))
+        t = time.monotonic()
+        while not maxpool.MAX_FWD.is_cached(key) and time.monotonic() - t < 240:
+            time.sleep(0.5)
+        print(maxpool.MAX_FWD.is_cached(key))
+    """)
+    res = subprocess.run([sys.executable, "-c", wait], env=env, capture_output=True, text=True,
+                         timeout=300)
+    assert res.stdout.strip().splitlines()[-1] == "True", res.stderr[-2000:]
