@@ -273,3 +273,16 @@ def test_a_program_that_exits_first_leaves_the_kernel_to_reach_the_cache(tmp_pat
     res = subprocess.run([sys.executable, "-c", wait], env=env, capture_output=True, text=True,
                          timeout=300)
     assert res.stdout.strip().splitlines()[-1] == "True", res.stderr[-2000:]
+
+
+@pytest.mark.parametrize("value, on", [("0", False), ("false", False), (" Off ", False),
+                                       ("no", False), ("1", True), ("yes", True), (None, True)])
+def test_settings_turn_off_alike(monkeypatch, value, on):
+    """POOLKIT_BACKGROUND_COMPILE and POOLKIT_TORCH_TEAM are parsed by one function."""
+    from poolkit._env import env_flag
+
+    if value is None:
+        monkeypatch.delenv("POOLKIT_X_FLAG", raising=False)
+    else:
+        monkeypatch.setenv("POOLKIT_X_FLAG", value)
+    assert env_flag("POOLKIT_X_FLAG") is on

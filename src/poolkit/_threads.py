@@ -55,6 +55,8 @@ import threading
 
 import numpy as np
 
+from ._env import env_flag
+
 __all__ = ["get_num_threads", "set_num_threads", "parallel_for", "runs_serially",
            "max_threads"]
 
@@ -266,7 +268,7 @@ def _run_claimed(kernel, args, bounds, claims) -> None:
 
 
 # Run on torch's OpenMP team when torch is loaded on libgomp (see the module's docstring).
-TORCH_TEAM = os.environ.get("POOLKIT_TORCH_TEAM", "1").strip() not in ("0", "false", "no", "off")
+TORCH_TEAM = env_flag("POOLKIT_TORCH_TEAM")
 _team = None  # (torch module, _OmpTeam or None) once looked up
 _forked = False  # this process is a fork of one that had torch (and maybe its team) loaded
 

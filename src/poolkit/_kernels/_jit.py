@@ -30,13 +30,14 @@ never) while the caller computes without it, and loads once that process has end
 
 from __future__ import annotations
 
-import os
 import sys
 import threading
 import time
 import types
 
 import numpy as np
+
+from .._env import env_flag
 
 __all__ = ["Kernel", "sig", "set_notifier", "compiled_specialisations", "loaded_symbols",
            "KERNELS", "OPTIONS"]
@@ -179,7 +180,7 @@ class Kernel:
         entry = self._entries.get(key)
         if entry is not None:
             return entry
-        if key in self._dispatchers or os.environ.get(BACKGROUND_ENV, "1") == "0":
+        if key in self._dispatchers or not env_flag(BACKGROUND_ENV):
             return self.entry(key)
         with _compile_lock:
             process = _jobs.get((self.name, key))
