@@ -39,7 +39,7 @@ STANDS_IN_FOR = (maxpool.MAX_FWD, avgpool.AVG_FWD)
 
 
 @pytest.fixture
-def numpy_max(monkeypatch):
+def numpy_stand_ins(monkeypatch):
     """Make every max and average pooling call that may run in NumPy do so, as while its
     kernel compiles."""
     engine.clear_plans()
@@ -150,7 +150,7 @@ def test_numpy_keeps_the_kernels_nan_and_zero_bits():
     assert _bits(fallback)[1, 0, 0] == 0xFFC00002 and _bits(fallback)[0, 0, 0] == 0
 
 
-def test_numpy_calls_are_not_memoised(numpy_max):
+def test_numpy_calls_are_not_memoised(numpy_stand_ins):
     x = np.random.default_rng(1).standard_normal((2, 3, 8, 8)).astype(np.float32)
     first = PF.max_pool2d(x, 2)
     again = PF.max_pool2d(x, 2)
@@ -163,7 +163,7 @@ def test_numpy_calls_are_not_memoised(numpy_max):
     assert len(engine.PLANS) == 1
 
 
-def test_large_windows_and_indices_do_not_run_in_numpy(numpy_max):
+def test_large_windows_and_indices_do_not_run_in_numpy(numpy_stand_ins):
     """Windows of more cells than _NUMPY_MAX_WINDOW (a NumPy pass each) and calls with indices
     take the kernel (it is in the suite's cache: memoised as usual)."""
     x = np.random.default_rng(2).standard_normal((1, 2, 12, 12)).astype(np.float32)
