@@ -28,6 +28,8 @@ import numpy as np
 
 from poolkit.data import DATASETS
 
+os.environ.setdefault("POOLKIT_BACKGROUND_COMPILE", "0")  # time the kernels (see _timing.py)
+
 
 def _rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
