@@ -29,8 +29,9 @@ awake instead of paying a wake-up of 60-80 us per call on a virtual machine. A c
 with its own range watches for its workers' end the same way before it sleeps on their lock.
 
 When torch is loaded and runs its CPU ops on OpenMP (libgomp, as its Linux wheels do),
-poolkit's calls run on torch's own OpenMP team instead (:class:`_OmpTeam`): the caller enters
-libgomp's ``GOMP_parallel`` with a callback, and each team thread claims ranges as above. After
+poolkit's calls run on torch's own OpenMP team instead (:class:`_OmpTeam`): the caller starts
+the team (libgomp's ``GOMP_parallel_start``) with a callback that the other team threads run,
+and every thread, the caller's among them, claims ranges as above. After
 each of its calls a torch thread spins for milliseconds waiting for torch's next parallel
 region; with poolkit's own workers beside it, two threads fought over each core (poolkit's
 medians 1.8-2.3x its minimums, measured), while the spinning thread now takes poolkit's ranges
@@ -275,26 +276,32 @@ _forked = False  # this process is a fork of one that had torch (and maybe its t
 # A team thread other than the caller's waits this many cycles (~3 us) before it asks for the
 # GIL (see poolkit._kernels.team).
 TEAM_SETTLE_CYCLES = 8_000
-# void (*)(void *): the body libgomp's GOMP_parallel runs on every thread of the team
+# void (*)(void *): the body libgomp runs on every thread of the team but the caller's
 _BODY = ctypes.CFUNCTYPE(None, ctypes.c_void_p)
 _keep_thread_state = ctypes.pythonapi.PyGILState_Ensure  # called with the GIL held
 
 
 class _OmpTeam:
-    """An OpenMP runtime's thread team, entered through libgomp's ``GOMP_parallel(fn, data,
-    num_threads, flags)`` (GCC's OpenMP ABI since GCC 4.9). Every thread of the team, the
-    caller's among them, runs a ctypes callback that takes the GIL and claims ranges; the
-    call returns once every thread has left the callback, so no range outlives it."""
+    """An OpenMP runtime's thread team, entered through libgomp's ``GOMP_parallel_start(fn,
+    data, num_threads)`` and ``GOMP_parallel_end()`` (GCC's OpenMP ABI, what GCC emits for a
+    parallel region's master before 4.9). The team's other threads run a ctypes callback that
+    takes the GIL and claims ranges; the caller claims ranges in its own Python frame, between
+    the two calls, so its first range starts without a callback's thread-state juggling
+    (``GOMP_parallel(fn, ...)`` would run ``fn`` on the caller too). ``GOMP_parallel_end``
+    returns once every thread has left the callback, so no range outlives the call."""
 
     def __init__(self, path: str):
         lib = ctypes.CDLL(path)  # the already loaded library: dlopen returns its handle
-        self._parallel = lib.GOMP_parallel
-        self._parallel.argtypes = [_BODY, ctypes.c_void_p, ctypes.c_uint, ctypes.c_uint]
-        self._parallel.restype = None
+        self._start = lib.GOMP_parallel_start
+        self._start.argtypes = [_BODY, ctypes.c_void_p, ctypes.c_uint]
+        self._start.restype = None
+        self._end = lib.GOMP_parallel_end
+        self._end.argtypes = []
+        self._end.restype = None
         self._callback = _BODY(self._run_body)  # kept alive as long as the team object
         self._job = None
         self._local = threading.local()  # one per Python thread state
-        # What GOMP_parallel runs, with its data: the callback itself, then (x86-64) a compiled
+        # What the team's threads run, with its data: the callback itself, then (x86-64) a compiled
         # body that lets the caller's first range start before the other threads ask for the
         # GIL. That body is loaded, or compiled once (~0.5 s), off the caller's path.
         self._entry = (self._callback, None)
@@ -335,11 +342,19 @@ class _OmpTeam:
         """Run ``kernel(*args, lo, hi)`` on the ranges ``bounds`` on up to ``threads``
         threads of the team; the first exception a range raised, if any."""
         errors: list[BaseException] = []
-        self._job = (kernel, args, bounds, itertools.count(), errors)
+        claims = itertools.count()
+        self._job = (kernel, args, bounds, claims, errors)
         body, data = self._entry
+        started = False
         try:
-            self._parallel(body, data, threads, 0)
+            self._start(body, data, threads)
+            started = True  # no bytecode between the call and here checks for signals
+            _run_claimed(kernel, args, bounds, claims)
+        except BaseException as e:  # noqa: BLE001 - raised once the team has ended
+            errors.append(e)
         finally:
+            if started:
+                self._end()
             self._job = None
         return errors[0] if errors else None
 
@@ -379,7 +394,7 @@ def _torch_team() -> _OmpTeam | None:
         except AttributeError:  # torch still being imported (no __config__ yet): ask later
             return None
         except Exception:  # noqa: BLE001 - the library cannot be opened again, lacks
-            team = None  # GOMP_parallel, or torch cannot say: poolkit's own workers
+            team = None  # GOMP_parallel_start, or torch cannot say: poolkit's own workers
         _team = (torch, team)
     return _team[1]
 
