@@ -411,6 +411,51 @@ def test_calls_run_on_torchs_openmp_team_when_torch_is_loaded():
         assert got == want, (env_team, got)
 
 
+INTERRUPT_PROBE = textwrap.dedent(
+    """
+    import threading
+    import torch
+    from poolkit import _threads
+
+    torch.set_num_threads(2)
+    torch.ones(1 << 20).sum()  # torch's OpenMP team exists now
+    _threads.set_num_threads(2)
+    assert _threads._torch_team() is not None
+
+    def interrupted(lo, hi):
+        raise KeyboardInterrupt
+
+    try:
+        _threads.parallel_for(interrupted, 2, work=1 << 20)
+    except KeyboardInterrupt:
+        pass
+    else:
+        raise SystemExit("the interrupt was lost")
+    seen, lock = set(), threading.Lock()
+    both = threading.Barrier(2, timeout=30)
+
+    def kernel(lo, hi):  # each of the two ranges waits for the other: two threads at once
+        both.wait()
+        with lock:
+            seen.add(threading.get_native_id())
+
+    for _ in range(3):
+        _threads.parallel_for(kernel, 2, work=1 << 20)
+    print(len(seen))
+    """
+)
+
+
+def test_an_interrupt_in_a_range_ends_the_team_and_the_next_call_uses_it():
+    """A KeyboardInterrupt raised in the caller's range (and the worker's) reaches the
+    caller once the team has ended; the next calls run on two threads of the team again
+    (a team left started would leave them one thread, and the barrier would break)."""
+    res = subprocess.run([sys.executable, "-c", INTERRUPT_PROBE], capture_output=True,
+                         text=True, timeout=300)
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert res.stdout.strip().splitlines()[-1] == "2"
+
+
 def test_torchs_libgomp_is_the_one_found():
     import torch
 

@@ -345,16 +345,16 @@ class _OmpTeam:
         claims = itertools.count()
         self._job = (kernel, args, bounds, claims, errors)
         body, data = self._entry
-        started = False
         try:
+            # Inside the try: CPython raises a pending signal's exception (KeyboardInterrupt)
+            # only once a call has returned, and the team must be ended all the same. (The
+            # call's arguments are ours and always convert, so it never fails to start.)
             self._start(body, data, threads)
-            started = True  # no bytecode between the call and here checks for signals
             _run_claimed(kernel, args, bounds, claims)
         except BaseException as e:  # noqa: BLE001 - raised once the team has ended
             errors.append(e)
         finally:
-            if started:
-                self._end()
+            self._end()
             self._job = None
         return errors[0] if errors else None
 
