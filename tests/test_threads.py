@@ -351,7 +351,7 @@ def _chunks_or_halves(dynamic_min_work, n):
 
 TEAM_PROBE = textwrap.dedent(
     """
-    import os, sys, threading
+    import os, sys, threading, time
     import numpy as np
     import torch
     sys.path.insert(0, {tests!r})
@@ -368,6 +368,13 @@ TEAM_PROBE = textwrap.dedent(
     team = _threads._torch_team()
     if team is not None and team._loader is not None:
         team._loader.join(300)  # the thread that loads the body off the caller's path
+        # join returns before the OS thread is gone: wait for it to leave the task list (on
+        # a loaded machine it was still listed here and gone after the calls)
+        gone = str(team._loader.native_id)
+        for _ in range(3000):
+            if gone not in os.listdir("/proc/self/task"):
+                break
+            time.sleep(0.01)
     before = set(os.listdir("/proc/self/task"))
 
     seen, lock = [], threading.Lock()
